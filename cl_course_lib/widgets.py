@@ -16,8 +16,6 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-from . import plots
-from .metrics import AccuracyMatrix
 
 
 def figure_png(fig: Figure, dpi: int = 80) -> bytes:
