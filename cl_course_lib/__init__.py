@@ -1,9 +1,22 @@
-"""cl_course_lib: the one small, tested library behind the continual-learning course."""
+"""cl_course_lib: the one small, tested library behind the continual-learning course.
 
-from . import checks, config
+    import cl_course_lib as cl
+    bench = cl.benchmarks.split_mnist(scenario="class")
+    model = cl.models.MLP(784, [400, 400], bench.n_outputs, heads=bench.n_heads)
+    result = cl.run(cl.strategies.Naive(model), bench, epochs=4)
+    result.acc_matrix.acc, result.acc_matrix.bwt
+"""
+
+from . import checks, config, metrics, models, plots, strategies, widgets
 from .config import by_profile, device, profile, seed_everything
+from .data import benchmarks, streams, vision
 from .show import show_source
+from .train import Result, run
 
 config.apply_thread_setting()
 
-__all__ = ["by_profile", "checks", "config", "device", "profile", "seed_everything", "show_source"]
+__all__ = [
+    "Result", "benchmarks", "by_profile", "checks", "config", "device", "metrics", "models",
+    "plots", "profile", "run", "seed_everything", "show_source", "strategies", "streams",
+    "vision", "widgets",
+]

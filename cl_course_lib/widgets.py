@@ -16,6 +16,8 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
+from . import plots
+
 
 
 def figure_png(fig: Figure, dpi: int = 80) -> bytes:
@@ -75,3 +77,36 @@ class FrameExplorer(widgets.VBox):
         """The default frame (first choice, start step) as a figure, for the static page."""
         fig, _ = self._draw(choice or self.choices[0], self.start_step)
         return fig
+
+
+def _readout(matrix) -> str:
+    """ACC/BWT/FWT/forgetting of a (partial) accuracy matrix as one line of HTML."""
+    parts = [f"<b>{name.upper() if name != 'forgetting' else name}</b> {value:+.3f}"
+             for name, value in matrix.summary().items()]
+    return f"after task {matrix.n_tasks}: " + " &nbsp; ".join(parts)
+
+
+class AccuracyExplorer(FrameExplorer):
+    """Pick a run, slide through time: the accuracy matrix and per-task curves as they
+    stood after each task, with ACC, BWT, FWT and forgetting so far.
+
+    ``results`` maps a label to a ``Result`` (or anything with an ``acc_matrix``).
+    """
+
+    def __init__(self, results: dict):
+        if not results:
+            raise ValueError("AccuracyExplorer needs at least one run: a dict {label: Result}.")
+        self.results = dict(results)
+        n_tasks = {plots.as_matrix(r).n_tasks for r in self.results.values()}
+        if len(n_tasks) != 1:
+            raise ValueError(f"all runs must have the same number of tasks to share a slider; got {sorted(n_tasks)}.")
+        steps = [str(k) for k in range(1, n_tasks.pop() + 1)]
+        super().__init__(self._draw_frame, list(self.results), steps,
+                         choice_label="run", step_label="after task")
+
+    def _draw_frame(self, label: str, step: int) -> tuple[Figure, str]:
+        result, k = self.results[label], step + 1
+        fig, (left, right) = plt.subplots(1, 2, figsize=(8.6, 3.5), layout="constrained")
+        plots.accuracy_matrix(result, ax=left, upto=k, title=f"{label}: accuracy matrix")
+        plots.task_curves(result, ax=right, upto=k, title=f"{label}: accuracy per task")
+        return fig, _readout(plots.as_matrix(result).up_to(k))

@@ -1,0 +1,32 @@
+# Thin wrappers; the logic lives in cl_course_lib and tests/.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# torch and torchvision are pinned here, ranges in pyproject.toml: these exact builds are
+# on the course machines' local disk (nothing big is downloaded).
+TORCH  := torch==2.14.1 torchvision==0.29.1
+FIRST_CHAPTER := chapters/01_online_linear_regression.ipynb
+
+.PHONY: setup lab test clean
+
+## setup: venv, pinned torch, the package with its dev extras, the data sets (idempotent)
+setup: $(VENV)/.installed
+	@$(BIN)/python -m cl_course_lib fetch-data
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet $(TORCH)
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $@
+
+## lab: set up, then open the course in JupyterLab (prints the URL)
+lab: setup
+	$(BIN)/jupyter lab --allow-root --ServerApp.root_dir=. $(FIRST_CHAPTER)
+
+## test: set up, then run every test: library, notebooks (nbval), exercises
+# Two workers on two cores, one torch thread each (more threads would spin and oversubscribe).
+test: setup
+	CL_COURSE_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadfile
+
+clean:
+	rm -rf $(VENV) _build

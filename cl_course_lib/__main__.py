@@ -1,0 +1,125 @@
+"""Command line: ``python -m cl_course_lib {doctor,fetch-data,start-exercise,run} ...``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from pathlib import Path
+
+COURSE_ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = ("split_mnist", "permuted_mnist", "rotated_mnist")
+STRATEGIES = ("naive", "joint", "cumulative")
+
+
+def doctor(_args) -> int:
+    """Print versions, device, profile, threads and which data sets are cached."""
+    import torch
+
+    import cl_course_lib as cl
+    from cl_course_lib.data import sources
+
+    print(f"python      {platform.python_version()} ({sys.executable})")
+    print(f"torch       {torch.__version__}, {torch.get_num_threads()} thread(s)")
+    print(f"device      {cl.device()}   profile {cl.profile()}")
+    print(f"data cache  {sources.cache_dir()}")
+    for name, ok in sources.cache_status().items():
+        print(f"  {'✓' if ok else '✗'} {name}{'' if ok else '   (run: python -m cl_course_lib fetch-data)'}")
+    return 0
+
+
+def fetch_data(_args) -> int:
+    """Fetch every offline data set into the cache (idempotent; checks sha256)."""
+    from cl_course_lib.data import sources
+
+    sources.fetch_all()
+    return 0
+
+
+def start_exercise(args) -> int:
+    """Copy exercise notebook NN into my_work/, never overwriting the learner's copy."""
+    import nbformat
+
+    matches = sorted((COURSE_ROOT / "exercises").glob(f"{args.number:02d}_*.ipynb"))
+    if not matches:
+        available = sorted(p.name[:2] for p in (COURSE_ROOT / "exercises").glob("[0-9][0-9]_*.ipynb"))
+        print(f"No exercise notebook {args.number:02d}; available: {', '.join(available) or 'none'}.", file=sys.stderr)
+        return 2
+    target = COURSE_ROOT / "my_work" / matches[0].name
+    if target.exists():
+        print(f"{target} already exists: your work is kept. Open it, or rename it to start afresh.", file=sys.stderr)
+        return 1
+    notebook = nbformat.read(matches[0], as_version=4)
+    notebook.metadata.pop("jupytext", None)  # a plain notebook: no paired .md appears beside it
+    target.parent.mkdir(exist_ok=True)
+    nbformat.write(notebook, target)
+    print(f"Your copy: {target.relative_to(COURSE_ROOT)}. Open it in JupyterLab and fill in the TODOs.")
+    return 0
+
+
+def run_benchmark(args) -> int:
+    """Train one strategy on one benchmark and report the metrics."""
+    import cl_course_lib as cl
+
+    cl.seed_everything(args.seed)
+    bench_kwargs = {"max_train_per_task": args.max_train_per_task}
+    if args.benchmark == "permuted_mnist":
+        bench_kwargs["n_tasks"] = args.n_tasks
+    bench = getattr(cl.benchmarks, args.benchmark)(args.scenario, **bench_kwargs)
+    model = cl.models.MLP(bench.tasks[0].train.x[0].numel(), args.hidden, bench.n_outputs, heads=bench.n_heads)
+    strategy_class = {"naive": cl.strategies.Naive, "joint": cl.strategies.Joint,
+                      "cumulative": cl.strategies.Cumulative}[args.strategy]
+    strategy = strategy_class(model, lr=args.lr, optimizer=args.optimizer)
+    result = cl.run(strategy, bench, epochs=args.epochs, batch_size=args.batch_size,
+                    device=args.device, progress=not args.json, name=args.strategy)
+    options = {key: value for key, value in vars(args).items() if key != "func"}
+    report = {"acc_matrix": result.acc_matrix.values.round(4).tolist(), **result.summary(),
+              "settings": {**options, **result.settings}}
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(repr(bench))
+        for key in ("acc", "bwt", "fwt", "forgetting", "train_seconds"):
+            if key in report:
+                print(f"{key:>14}: {report[key]:.4f}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="python -m cl_course_lib", description=__doc__)
+    sub = top.add_subparsers(dest="command", required=True)
+    sub.add_parser("doctor", help=doctor.__doc__).set_defaults(func=doctor)
+    sub.add_parser("fetch-data", help=fetch_data.__doc__).set_defaults(func=fetch_data)
+    ex = sub.add_parser("start-exercise", help=start_exercise.__doc__)
+    ex.add_argument("number", type=int, help="chapter number, e.g. 1")
+    ex.set_defaults(func=start_exercise)
+    r = sub.add_parser("run", help=run_benchmark.__doc__)
+    r.add_argument("--benchmark", choices=BENCHMARKS, default="split_mnist")
+    r.add_argument("--scenario", choices=("task", "domain", "class"), default="class")
+    r.add_argument("--strategy", choices=STRATEGIES, default="naive")
+    r.add_argument("--epochs", type=int, default=4)
+    r.add_argument("--batch-size", type=int, default=128)
+    r.add_argument("--lr", type=float, default=1e-3)
+    r.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
+    r.add_argument("--hidden", type=int, nargs="+", default=[400, 400], help="hidden layer widths")
+    r.add_argument("--n-tasks", type=int, default=10, help="tasks of permuted_mnist")
+    r.add_argument("--max-train-per-task", type=int, default=None)
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--device", default=None, help="e.g. cpu or cuda (default: best available)")
+    r.add_argument("--json", action="store_true", help="print one JSON line (no progress bar)")
+    r.set_defaults(func=run_benchmark)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, RuntimeError) as err:  # a user's mistake or missing data: one clear line
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

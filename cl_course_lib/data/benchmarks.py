@@ -1,0 +1,223 @@
+"""Task streams and the three scenarios of continual learning.
+
+A *benchmark* is a sequence of tasks; a *scenario* says what the model is asked at test
+time (van de Ven & Tolias 2019, "Three scenarios for continual learning"; van de Ven,
+Tuytelaars & Tolias 2022, Nature Machine Intelligence):
+
+- ``task``   (task-incremental): the task id is given; one output head per task, each
+  with the task's own classes labelled 0..k−1.
+- ``domain`` (domain-incremental): no task id, one head with k outputs shared by all
+  tasks ("is it the first or the second digit of the pair?").
+- ``class``  (class-incremental): no task id, one head over every class seen so far
+  (k·T outputs); the model must also tell *which task* a sample is from.
+
+Every builder returns a :class:`Benchmark` whose tensors live in memory, so the training
+loop batches them by index (no DataLoader). Labels are already mapped for the scenario:
+with ``k`` classes per task, the local label of a sample is the position of its class in
+its task, and its global label is ``t·k + local``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Sequence
+
+import torch
+
+from .vision import ImageData, load_mnist
+
+SCENARIOS = ("task", "domain", "class")
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """Inputs, labels and task ids of one training or test set.
+
+    ``task`` is an ``int`` when every sample comes from one task (the usual case: the model
+    then runs only that task's head), or a LongTensor of per-sample task ids when sets of
+    several tasks are merged (joint training, replay).
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+    task: int | torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int | torch.Tensor]:
+        """The samples at ``index``: ``(x, y, task)``."""
+        task = self.task if isinstance(self.task, int) else self.task[index]
+        return self.x[index], self.y[index], task
+
+    def to(self, device: torch.device) -> "TaskData":
+        task = self.task if isinstance(self.task, int) else self.task.to(device)
+        return TaskData(self.x.to(device), self.y.to(device), task)
+
+    @staticmethod
+    def concat(parts: Sequence["TaskData"]) -> "TaskData":
+        """Merge sets; the result carries per-sample task ids."""
+        ids = [torch.full((len(p),), p.task) if isinstance(p.task, int) else p.task for p in parts]
+        return TaskData(torch.cat([p.x for p in parts]), torch.cat([p.y for p in parts]), torch.cat(ids))
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task of a benchmark: its id, a readable name, the original classes it covers."""
+
+    id: int
+    name: str
+    classes: tuple[str, ...]
+    train: TaskData
+    test: TaskData
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """A sequence of tasks in one scenario, with the output layout a model needs:
+    ``n_heads`` heads of ``n_outputs`` units each."""
+
+    name: str
+    scenario: str
+    tasks: tuple[Task, ...]
+    n_outputs: int
+    n_heads: int
+    input_shape: tuple[int, ...]
+
+    @property
+    def n_tasks(self) -> int:
+        return len(self.tasks)
+
+    def to(self, device: torch.device) -> "Benchmark":
+        """The same benchmark with every tensor on ``device`` (a no-op when already there)."""
+        tasks = tuple(replace(t, train=t.train.to(device), test=t.test.to(device)) for t in self.tasks)
+        return replace(self, tasks=tasks)
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{len(t.train)}/{len(t.test)}" for t in self.tasks)
+        return (f"Benchmark({self.name!r}, scenario={self.scenario!r}, {self.n_tasks} tasks, "
+                f"{self.n_heads} head(s) × {self.n_outputs} outputs, train/test sizes: {sizes})")
+
+
+def _check_scenario(scenario: str) -> None:
+    if scenario not in SCENARIOS:
+        raise ValueError(f"scenario={scenario!r} is not one of {SCENARIOS}: 'task' (task id given, "
+                         "one head per task), 'domain' (one shared head) or 'class' (one head over all classes).")
+
+
+def _check_n_tasks(n_tasks: int) -> None:
+    if not isinstance(n_tasks, int) or n_tasks < 1:
+        raise ValueError(f"n_tasks must be a positive int; got {n_tasks!r}.")
+
+
+def _assemble(name, scenario, parts, classes_per_task, input_shape) -> Benchmark:
+    """Build the Benchmark from per-task ``(name, classes, x_tr, local_y_tr, x_te, local_y_te)``,
+    mapping local labels to the scenario's labels."""
+    tasks = []
+    for t, (task_name, classes, x_tr, y_tr, x_te, y_te) in enumerate(parts):
+        if len(y_tr) == 0 or len(y_te) == 0:
+            raise ValueError(f"task {t} ({task_name}) has no training or no test samples; "
+                             "choose classes present in both splits, or a larger max_train.")
+        offset = t * classes_per_task if scenario == "class" else 0
+        tasks.append(Task(t, task_name, tuple(classes),
+                          TaskData(x_tr, y_tr + offset, t), TaskData(x_te, y_te + offset, t)))
+    n_outputs = classes_per_task * len(tasks) if scenario == "class" else classes_per_task
+    n_heads = len(tasks) if scenario == "task" else 1
+    return Benchmark(name, scenario, tuple(tasks), n_outputs, n_heads, tuple(input_shape))
+
+
+def _select(x: torch.Tensor, y: torch.Tensor, classes: Sequence[int], max_n: int | None):
+    """Samples of ``classes`` (in data order, first ``max_n``) with local labels 0..k−1."""
+    mask = torch.isin(y, torch.tensor(list(classes)))
+    x, y = x[mask], y[mask]
+    local = torch.empty_like(y)
+    for position, c in enumerate(classes):
+        local[y == c] = position
+    return x[:max_n], local[:max_n]
+
+
+def split(data: ImageData, task_classes: Sequence[Sequence[int]], *, scenario: str,
+          max_train_per_task: int | None = None) -> Benchmark:
+    """Split a labelled data set into tasks of disjoint classes, e.g. ``[(0, 1), (2, 3)]``.
+
+    Every task must have the same number of classes (heads of equal size).
+    """
+    _check_scenario(scenario)
+    _check_n_tasks(len(task_classes))
+    sizes = {len(c) for c in task_classes}
+    if len(sizes) != 1 or 0 in sizes:
+        raise ValueError(f"every task needs the same, non-zero number of classes; got {list(task_classes)}.")
+    flat = [c for classes in task_classes for c in classes]
+    if len(set(flat)) != len(flat):
+        raise ValueError(f"a class appears in more than one task: {list(task_classes)}; tasks must be disjoint.")
+    unknown = sorted(set(flat) - set(range(len(data.classes))))
+    if unknown:
+        raise ValueError(f"classes {unknown} do not exist in {data.name}, whose classes are "
+                         f"0..{len(data.classes) - 1} ({', '.join(data.classes)}).")
+    parts = []
+    for classes in task_classes:
+        names = [data.classes[c] for c in classes]
+        parts.append(("/".join(names), names,
+                      *_select(data.x_train, data.y_train, classes, max_train_per_task),
+                      *_select(data.x_test, data.y_test, classes, None)))
+    k = sizes.pop()
+    return _assemble(f"split_{data.name}", scenario, parts, k, data.x_train.shape[1:])
+
+
+def split_mnist(scenario: str = "class", *, classes_per_task: int = 2,
+                max_train_per_task: int | None = None) -> Benchmark:
+    """Split MNIST: digits (0,1), (2,3), ... as 5 tasks of 2 classes (Zenke et al. 2017)."""
+    if not isinstance(classes_per_task, int) or classes_per_task < 1 or 10 % classes_per_task:
+        raise ValueError(f"classes_per_task must divide the 10 digits (1, 2 or 5); got {classes_per_task!r}.")
+    groups = [tuple(range(i, i + classes_per_task)) for i in range(0, 10, classes_per_task)]
+    return split(load_mnist(), groups, scenario=scenario, max_train_per_task=max_train_per_task)
+
+
+def _input_transform_benchmark(name, data: ImageData, transforms, scenario, max_train_per_task):
+    """Tasks that share the classes but see transformed inputs (permuted, rotated)."""
+    _check_scenario(scenario)
+    _check_n_tasks(len(transforms))
+    parts = []
+    for t, (label, transform) in enumerate(transforms):
+        x_tr, y_tr = data.x_train[:max_train_per_task], data.y_train[:max_train_per_task]
+        parts.append((label, [f"{c} ({label})" for c in data.classes],
+                      transform(x_tr), y_tr, transform(data.x_test), data.y_test))
+    return _assemble(name, scenario, parts, len(data.classes), data.x_train.shape[1:])
+
+
+def permuted(data: ImageData, n_tasks: int, *, scenario: str, seed: int = 0,
+             max_train_per_task: int | None = None) -> Benchmark:
+    """Permuted tasks (Goodfellow et al. 2013; Kirkpatrick et al. 2017): task t applies one
+    fixed random permutation to the pixels. Task 0 keeps the original images."""
+    _check_n_tasks(n_tasks)
+    generator = torch.Generator().manual_seed(seed)
+    n_pixels = data.x_train[0].numel()
+    perms = [torch.arange(n_pixels)] + [torch.randperm(n_pixels, generator=generator) for _ in range(n_tasks - 1)]
+
+    def permute_with(perm):
+        return lambda x: x.flatten(1)[:, perm].reshape(x.shape)
+
+    transforms = [(f"perm {t}", permute_with(p)) for t, p in enumerate(perms)]
+    return _input_transform_benchmark(f"permuted_{data.name}", data, transforms, scenario, max_train_per_task)
+
+
+def permuted_mnist(scenario: str = "domain", *, n_tasks: int = 10, seed: int = 0,
+                   max_train_per_task: int | None = None) -> Benchmark:
+    """Permuted MNIST, 10 tasks by default (10 × 70k images ≈ 2.2 GB as float32: use
+    ``max_train_per_task`` and fewer tasks on a small machine)."""
+    return permuted(load_mnist(), n_tasks, scenario=scenario, seed=seed, max_train_per_task=max_train_per_task)
+
+
+def rotated(data: ImageData, angles: Sequence[float], *, scenario: str,
+            max_train_per_task: int | None = None) -> Benchmark:
+    """Rotated tasks (Lopez-Paz & Ranzato 2017): task t rotates every image by ``angles[t]`` degrees."""
+    from torchvision.transforms.functional import rotate
+
+    transforms = [(f"{a:g}°", lambda x, a=a: rotate(x, float(a))) for a in angles]
+    return _input_transform_benchmark(f"rotated_{data.name}", data, transforms, scenario, max_train_per_task)
+
+
+def rotated_mnist(scenario: str = "domain", *, angles: Sequence[float] = (0, 45, 90, 135, 180),
+                  max_train_per_task: int | None = None) -> Benchmark:
+    """Rotated MNIST, one task per angle."""
+    return rotated(load_mnist(), angles, scenario=scenario, max_train_per_task=max_train_per_task)
