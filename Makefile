@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 TORCH  := torch==2.14.1 torchvision==0.29.1
 FIRST_CHAPTER := chapters/01_online_linear_regression.ipynb
 
-.PHONY: setup lab test clean
+.PHONY: setup lab test book clean
 
 ## setup: venv, pinned torch, the package with its dev extras, the data sets (idempotent)
 setup: $(VENV)/.installed
@@ -27,6 +27,10 @@ lab: setup
 # Two workers on two cores, one torch thread each (more threads would spin and oversubscribe).
 test: setup
 	CL_COURSE_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadfile
+
+## book: build the Jupyter Book site into _build/html from the committed outputs
+book: setup
+	$(BIN)/jupyter-book build . --config book.yml --toc toc.yml
 
 clean:
 	rm -rf $(VENV) _build

@@ -55,7 +55,7 @@ class FrameExplorer(widgets.VBox):
             continuous_update=True, layout=widgets.Layout(width="32em"),
             style={"description_width": "initial"},
         )
-        pages = []
+        pages, self.links = [], []
         for choice in self.choices:
             frames = []
             for i in range(len(self.steps)):
@@ -63,13 +63,13 @@ class FrameExplorer(widgets.VBox):
                 frames.append(widgets.VBox([widgets.Image(value=figure_png(fig), format="png"),
                                             widgets.HTML(caption)]))
             page = widgets.Stack(frames, selected_index=self.start_step)
-            widgets.jslink((slider, "index"), (page, "selected_index"))
+            self.links.append(widgets.jslink((slider, "index"), (page, "selected_index")))
             pages.append(page)
         controls = [slider]
         book = widgets.Stack(pages, selected_index=0)
         if len(self.choices) > 1:
             dropdown = widgets.Dropdown(options=self.choices, description=choice_label)
-            widgets.jslink((dropdown, "index"), (book, "selected_index"))
+            self.links.append(widgets.jslink((dropdown, "index"), (book, "selected_index")))
             controls.insert(0, dropdown)
         super().__init__([widgets.HBox(controls), book])
 

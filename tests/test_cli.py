@@ -1,0 +1,73 @@
+"""`python -m cl_course_lib`: the run command's JSON contract, doctor, start-exercise."""
+
+import json
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from cl_course_lib import __main__ as cli
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "cl_course_lib", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_run_prints_one_json_line_with_the_contract_keys():
+    done = run_cli("run", "--benchmark", "split_mnist", "--scenario", "task", "--strategy", "naive",
+                   "--epochs", "1", "--max-train-per-task", "300", "--hidden", "32", "--seed", "0", "--json")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 1
+    report = json.loads(lines[0])
+    assert {"acc_matrix", "acc", "bwt", "fwt", "forgetting", "train_seconds"} <= report.keys()
+    assert len(report["acc_matrix"]) == 6 and all(len(row) == 5 for row in report["acc_matrix"])
+    assert 0.5 < report["acc"] <= 1.0  # task-IL with two classes per task: far above chance
+
+
+def test_bad_scenario_is_refused_with_the_choices():
+    done = run_cli("run", "--scenario", "clas")
+    assert done.returncode == 2 and "invalid choice: 'clas'" in done.stderr
+
+
+def test_doctor_reports_versions_and_data():
+    done = run_cli("doctor")
+    assert done.returncode == 0 and "torch" in done.stdout and "mnist" in done.stdout.lower()
+
+
+def make_course(tmp_path, monkeypatch):
+    (tmp_path / "exercises").mkdir()
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    nb.metadata["jupytext"] = {"formats": "ipynb,md:myst"}
+    nbformat.write(nb, tmp_path / "exercises" / "01_demo_exercises.ipynb")
+    monkeypatch.setattr(cli, "COURSE_ROOT", tmp_path)
+    return tmp_path / "my_work" / "01_demo_exercises.ipynb"
+
+
+def test_start_exercise_copies_without_pairing(tmp_path, monkeypatch):
+    target = make_course(tmp_path, monkeypatch)
+    assert cli.main(["start-exercise", "1"]) == 0
+    copy = nbformat.read(target, as_version=4)
+    assert copy.cells[0].source == "x = 1" and "jupytext" not in copy.metadata
+
+
+def test_start_exercise_never_overwrites_the_learners_work(tmp_path, monkeypatch, capsys):
+    target = make_course(tmp_path, monkeypatch)
+    target.parent.mkdir()
+    target.write_text("my precious work")
+    assert cli.main(["start-exercise", "1"]) == 1
+    assert target.read_text() == "my precious work"
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_start_exercise_unknown_number_lists_the_available_ones(tmp_path, monkeypatch, capsys):
+    make_course(tmp_path, monkeypatch)
+    assert cli.main(["start-exercise", "7"]) == 2
+    assert "available: 01" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args", [["run", "--epochs", "0", "--max-train-per-task", "10"]])
+def test_invalid_values_give_one_clear_line(args):
+    done = run_cli(*args)
+    assert done.returncode == 2 and done.stderr.startswith("error: epochs must be a positive int")
