@@ -113,10 +113,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from cl_course_lib.data.sources import DataUnavailableError
+
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, RuntimeError) as err:  # a user's mistake or missing data: one clear line
+    except (ValueError, DataUnavailableError) as err:  # a user's mistake or missing data: one clear line
         print(f"error: {err}", file=sys.stderr)
         return 2
 
