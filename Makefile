@@ -24,9 +24,10 @@ lab: setup
 	$(BIN)/jupyter lab --allow-root --ServerApp.root_dir=. $(FIRST_CHAPTER)
 
 ## test: set up, then run every test: library, notebooks (nbval), exercises
-# Two workers on two cores, one torch thread each (more threads would spin and oversubscribe).
+# Two workers on two cores; conftest.py gives each one torch thread (more would oversubscribe).
+# --dist loadfile keeps each notebook's cells together, in one kernel.
 test: setup
-	CL_COURSE_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 ## book: build the Jupyter Book site into _build/html from the committed outputs
 book: setup

@@ -9,7 +9,7 @@ The matrix ``R`` has shape ``(T + 1, T)`` for ``T`` tasks:
 So row ``i`` is "after task i" with tasks counted from 1, and column ``j`` is task ``j + 1``.
 
 References: D. Lopez-Paz, M. Ranzato, "Gradient Episodic Memory for Continual Learning",
-NeurIPS 2017, §4 (ACC, BWT, FWT); A. Chaudhry et al., "Riemannian Walk for Incremental
+NeurIPS 2017, §2, eqs. (2)–(4) (ACC, BWT, FWT); A. Chaudhry et al., "Riemannian Walk for Incremental
 Learning", ECCV 2018, §4.1 (forgetting).
 """
 

@@ -52,7 +52,7 @@ def task_curves(result, *, ax: Axes | None = None, title: str = "", upto: int | 
     matrix = as_matrix(result)
     r, n_tasks = matrix.values, matrix.n_tasks
     last = n_tasks if upto is None else upto
-    fig, ax = _axes(ax, size=(4.6, 3.6))
+    fig, ax = _axes(ax, size=(5.2, 3.6))
     colours = plt.get_cmap("tab10")
     for j in range(min(last, n_tasks)):
         stages = np.arange(j + 1, last + 1)
@@ -65,16 +65,16 @@ def task_curves(result, *, ax: Axes | None = None, title: str = "", upto: int | 
     ax.set_xlabel("after training task")
     ax.set_ylabel("test accuracy")
     ax.set_title(title or "accuracy on each task over time")
-    ax.legend(fontsize=7, loc="lower left", ncol=2)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     return fig
 
 
 def loss_curve(result, *, ax: Axes | None = None, title: str = "", smooth: int = 20) -> Figure:
     """Training loss per step (moving average over ``smooth`` steps), task starts marked."""
     fig, ax = _axes(ax, size=(5.5, 3.2))
-    kernel = np.ones(smooth) / smooth
-    losses = result.losses
-    ax.plot(np.convolve(losses, kernel, mode="valid") if len(losses) >= smooth else losses, lw=1)
+    losses, smooth = result.losses, max(1, min(smooth, len(result.losses)))
+    # the mean of steps s−smooth+1 .. s is drawn at step s, so nothing shows before it happened
+    ax.plot(np.arange(smooth - 1, len(losses)), np.convolve(losses, np.ones(smooth) / smooth, mode="valid"), lw=1)
     for t, step in enumerate(result.task_starts):
         ax.axvline(step, color="grey", lw=0.8, ls=":")
         ax.text(step, ax.get_ylim()[1], f" task {t + 1}", va="top", fontsize=7, color="grey")

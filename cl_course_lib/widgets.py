@@ -106,7 +106,7 @@ class AccuracyExplorer(FrameExplorer):
 
     def _draw_frame(self, label: str, step: int) -> tuple[Figure, str]:
         result, k = self.results[label], step + 1
-        fig, (left, right) = plt.subplots(1, 2, figsize=(8.6, 3.5), layout="constrained")
+        fig, (left, right) = plt.subplots(1, 2, figsize=(9.4, 3.5), layout="constrained")
         plots.accuracy_matrix(result, ax=left, upto=k, title=f"{label}: accuracy matrix")
         plots.task_curves(result, ax=right, upto=k, title=f"{label}: accuracy per task")
         return fig, _readout(plots.as_matrix(result).up_to(k))
