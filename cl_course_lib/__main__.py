@@ -10,7 +10,8 @@ from pathlib import Path
 
 COURSE_ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ("split_mnist", "permuted_mnist", "rotated_mnist")
-STRATEGIES = ("naive", "joint", "cumulative")
+STRATEGIES = ("naive", "joint", "cumulative", "l2", "ewc", "online_ewc", "si", "mas")
+
 
 
 def doctor(_args) -> int:
@@ -68,9 +69,7 @@ def run_benchmark(args) -> int:
         bench_kwargs["n_tasks"] = args.n_tasks
     bench = getattr(cl.benchmarks, args.benchmark)(args.scenario, **bench_kwargs)
     model = cl.models.MLP(bench.tasks[0].train.x[0].numel(), args.hidden, bench.n_outputs, heads=bench.n_heads)
-    strategy_class = {"naive": cl.strategies.Naive, "joint": cl.strategies.Joint,
-                      "cumulative": cl.strategies.Cumulative}[args.strategy]
-    strategy = strategy_class(model, lr=args.lr, optimizer=args.optimizer)
+    strategy = make_strategy(args, model)
     result = cl.run(strategy, bench, epochs=args.epochs, batch_size=args.batch_size,
                     device=args.device, progress=not args.json, name=args.strategy)
     options = {key: value for key, value in vars(args).items() if key != "func"}
@@ -84,6 +83,30 @@ def run_benchmark(args) -> int:
             if key in report:
                 print(f"{key:>14}: {report[key]:.4f}")
     return 0
+
+
+def make_strategy(args, model):
+    """The strategy named by ``--strategy``, with its own hyperparameters from the flags."""
+    import cl_course_lib as cl
+
+    def given(**kwargs):  # flags left unset keep the strategy's own default (chapter 3's best)
+        return {key: value for key, value in kwargs.items() if value is not None}
+
+    common = {"lr": args.lr, "optimizer": args.optimizer}
+    fisher = given(fisher_kind=args.fisher_kind, fisher_samples=args.fisher_samples)
+    s = cl.strategies
+    makers = {
+        "naive": lambda: s.Naive(model, **common),
+        "joint": lambda: s.Joint(model, **common),
+        "cumulative": lambda: s.Cumulative(model, **common),
+        "l2": lambda: s.L2(model, **given(lam=args.l2_lambda), **common),
+        "ewc": lambda: s.EWC(model, **given(lam=args.ewc_lambda), **fisher, **common),
+        "online_ewc": lambda: s.OnlineEWC(model, **given(lam=args.online_ewc_lambda, gamma=args.online_ewc_gamma),
+                                          **fisher, **common),
+        "si": lambda: s.SI(model, **given(c=args.si_c, xi=args.si_xi), **common),
+        "mas": lambda: s.MAS(model, **given(lam=args.mas_lambda), **common),
+    }
+    return makers[args.strategy]()
 
 
 def parser() -> argparse.ArgumentParser:
@@ -106,6 +129,16 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--n-tasks", type=int, default=10, help="tasks of permuted_mnist")
     r.add_argument("--max-train-per-task", type=int, default=None)
     r.add_argument("--seed", type=int, default=0)
+    reg = r.add_argument_group("regularisation (chapter 3); unset: the strategy's default")
+    reg.add_argument("--l2-lambda", type=float, default=None)
+    reg.add_argument("--ewc-lambda", type=float, default=None)
+    reg.add_argument("--online-ewc-lambda", type=float, default=None)
+    reg.add_argument("--online-ewc-gamma", type=float, default=None)
+    reg.add_argument("--si-c", type=float, default=None)
+    reg.add_argument("--si-xi", type=float, default=None)
+    reg.add_argument("--mas-lambda", type=float, default=None)
+    reg.add_argument("--fisher-kind", choices=("true", "empirical"), default=None)
+    reg.add_argument("--fisher-samples", type=int, default=None)
     r.add_argument("--device", default=None, help="e.g. cpu or cuda (default: best available)")
     r.add_argument("--json", action="store_true", help="print one JSON line (no progress bar)")
     r.set_defaults(func=run_benchmark)

@@ -2,7 +2,12 @@
 
 from .base import Strategy
 from .cumulative import Cumulative
+from .ewc import EWC
 from .joint import Joint
+from .l2 import L2
+from .mas import MAS
 from .naive import Naive
+from .online_ewc import OnlineEWC
+from .si import SI
 
-__all__ = ["Cumulative", "Joint", "Naive", "Strategy"]
+__all__ = ["EWC", "L2", "MAS", "SI", "Cumulative", "Joint", "Naive", "OnlineEWC", "Strategy"]

@@ -1,9 +1,9 @@
 """The strategy interface: a few hooks that the one training loop (``train.run``) calls.
 
 Per task, the loop calls ``before_task``, then ``observe`` on every mini-batch of
-``training_set``, then ``after_task``; then it evaluates on every task. A method
-overrides only the hooks it needs: EWC adds ``penalty`` and ``after_task``, replay
-overrides ``observe``, and so on. Methods never move tensors between devices; the loop does.
+``training_set``, then ``after_task``; then it evaluates on every task. ``observe``
+minimises ``loss(logits, y) + penalty()``. A method overrides only the hooks it needs:
+EWC adds ``penalty`` and ``after_task``, replay overrides ``observe``, and so on. Methods never move tensors between devices; the loop does.
 """
 
 from __future__ import annotations
@@ -46,13 +46,15 @@ class Strategy:
     def observe(self, x: torch.Tensor, y: torch.Tensor, task: int | torch.Tensor) -> dict[str, torch.Tensor]:
         """One optimisation step on a mini-batch; returns its numbers (detached)."""
         self.model.train()
-        loss = F.cross_entropy(self.model(x, task), y)
-        penalty = self.penalty()
-        total = loss + penalty
+        total = self.loss(self.model(x, task), y) + self.penalty()
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         self.optimizer.step()
         return {"loss": total.detach()}
+
+    def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The task loss of a mini-batch: cross-entropy."""
+        return F.cross_entropy(logits, y)
 
     def penalty(self) -> torch.Tensor | float:
         """A regulariser added to the loss (0 here)."""
