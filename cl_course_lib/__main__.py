@@ -89,11 +89,16 @@ def make_strategy(args, model):
     """The strategy named by ``--strategy``, with its own hyperparameters from the flags."""
     import cl_course_lib as cl
 
-    def given(**kwargs):  # flags left unset keep the strategy's own default (chapter 3's best)
-        return {key: value for key, value in kwargs.items() if value is not None}
+    from cl_course_lib.strategies.tuned import TUNED
+
+    def given(**kwargs):
+        """Flags left unset take the value tuned for this scenario (chapter 3's sweep)."""
+        tuned = dict(TUNED.get(args.strategy, {}).get(args.scenario, {}))
+        return tuned | {key: value for key, value in kwargs.items() if value is not None}
 
     common = {"lr": args.lr, "optimizer": args.optimizer}
-    fisher = given(fisher_kind=args.fisher_kind, fisher_samples=args.fisher_samples)
+    fisher = {key: value for key, value in (("fisher_kind", args.fisher_kind),
+                                             ("fisher_samples", args.fisher_samples)) if value is not None}
     s = cl.strategies
     makers = {
         "naive": lambda: s.Naive(model, **common),
@@ -129,7 +134,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--n-tasks", type=int, default=10, help="tasks of permuted_mnist")
     r.add_argument("--max-train-per-task", type=int, default=None)
     r.add_argument("--seed", type=int, default=0)
-    reg = r.add_argument_group("regularisation (chapter 3); unset: the strategy's default")
+    reg = r.add_argument_group("regularisation (chapter 3); unset: the value tuned for the scenario "
+                                 "(cl_course_lib/strategies/tuned.py)")
     reg.add_argument("--l2-lambda", type=float, default=None)
     reg.add_argument("--ewc-lambda", type=float, default=None)
     reg.add_argument("--online-ewc-lambda", type=float, default=None)
@@ -142,12 +148,20 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default=None, help="e.g. cpu or cuda (default: best available)")
     r.add_argument("--json", action="store_true", help="print one JSON line (no progress bar)")
     r.set_defaults(func=run_benchmark)
+    # Listed for --help; main() hands its arguments to cl_course_lib.reproduce unparsed.
+    sub.add_parser("reproduce", help="reproduce a published table: sweep | hsu2018 (see reproduce --help)")
     return top
 
 
 def main(argv: list[str] | None = None) -> int:
     from cl_course_lib.data.sources import DataUnavailableError
 
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["reproduce"]:
+        from cl_course_lib import reproduce
+
+        reproduce.main(argv[1:])
+        return 0
     args = parser().parse_args(argv)
     try:
         return args.func(args)

@@ -8,6 +8,7 @@ import nbformat
 import pytest
 
 from cl_course_lib import __main__ as cli
+from cl_course_lib.models import MLP
 
 
 def run_cli(*args):
@@ -71,3 +72,14 @@ def test_start_exercise_unknown_number_lists_the_available_ones(tmp_path, monkey
 def test_invalid_values_give_one_clear_line(args):
     done = run_cli(*args)
     assert done.returncode == 2 and done.stderr.startswith("error: epochs must be a positive int")
+
+
+def test_unset_hyperparameters_take_the_tuned_values_and_flags_override_them():
+    from cl_course_lib.strategies.tuned import TUNED
+
+    args = cli.parser().parse_args(["run", "--strategy", "ewc", "--scenario", "domain"])
+    strategy = cli.make_strategy(args, MLP(784, [8], 2))
+    assert strategy.lam == TUNED["ewc"]["domain"]["lam"]
+    args = cli.parser().parse_args(["run", "--strategy", "si", "--scenario", "task", "--si-c", "3"])
+    strategy = cli.make_strategy(args, MLP(784, [8], 2, heads=5))
+    assert strategy.c == 3.0

@@ -24,7 +24,7 @@ class EWC(Strategy):
         fisher_samples: training samples of a task used for its Fisher (None: all).
     """
 
-    def __init__(self, model: nn.Module, *, lam: float = 1.0, fisher_kind: str = "true",
+    def __init__(self, model: nn.Module, *, lam: float = 1e4, fisher_kind: str = "true",
                  fisher_samples: int | None = 1000, lr: float = 1e-3, optimizer: str = "adam"):
         super().__init__(model, lr=lr, optimizer=optimizer)
         self.lam = check_scalar(lam, "lam", (int, float), min_val=0.0)

@@ -18,7 +18,7 @@ class L2(Strategy):
         lam: λ ≥ 0, the penalty strength.
     """
 
-    def __init__(self, model: nn.Module, *, lam: float = 1.0, lr: float = 1e-3, optimizer: str = "adam"):
+    def __init__(self, model: nn.Module, *, lam: float = 0.1, lr: float = 1e-3, optimizer: str = "adam"):
         super().__init__(model, lr=lr, optimizer=optimizer)
         self.lam = check_scalar(lam, "lam", (int, float), min_val=0.0)
         self.anchor: dict | None = None

@@ -22,7 +22,7 @@ class MAS(Strategy):
         samples: training samples of a task used for its importance (None: all).
     """
 
-    def __init__(self, model: nn.Module, *, lam: float = 1.0, samples: int | None = 1000, lr: float = 1e-3,
+    def __init__(self, model: nn.Module, *, lam: float = 10.0, samples: int | None = 1000, lr: float = 1e-3,
                  optimizer: str = "adam"):
         super().__init__(model, lr=lr, optimizer=optimizer)
         self.lam = check_scalar(lam, "lam", (int, float), min_val=0.0)

@@ -21,7 +21,7 @@ class OnlineEWC(EWC):
         lam, fisher_kind, fisher_samples: as for :class:`EWC`.
     """
 
-    def __init__(self, model: nn.Module, *, lam: float = 1.0, gamma: float = 1.0, fisher_kind: str = "true",
+    def __init__(self, model: nn.Module, *, lam: float = 1e4, gamma: float = 1.0, fisher_kind: str = "true",
                  fisher_samples: int | None = 1000, lr: float = 1e-3, optimizer: str = "adam"):
         super().__init__(model, lam=lam, fisher_kind=fisher_kind, fisher_samples=fisher_samples,
                          lr=lr, optimizer=optimizer)

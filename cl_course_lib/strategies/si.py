@@ -26,7 +26,7 @@ class SI(Strategy):
         xi: ξ > 0, damping for weights that barely moved.
     """
 
-    def __init__(self, model: nn.Module, *, c: float = 1.0, xi: float = 0.1, lr: float = 1e-3,
+    def __init__(self, model: nn.Module, *, c: float = 100.0, xi: float = 0.1, lr: float = 1e-3,
                  optimizer: str = "adam"):
         super().__init__(model, lr=lr, optimizer=optimizer)
         self.c = check_scalar(c, "c", (int, float), min_val=0.0)
