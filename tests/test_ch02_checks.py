@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from check_helpers import failing, not_done_yet, stub
 from cl_course_lib import metrics
 from cl_course_lib.checks import ch02
 from cl_course_lib.train import evaluate
@@ -32,21 +33,7 @@ def test_the_library_passes(name):
 
 @pytest.mark.parametrize("name", CHECKS)
 def test_a_stub_is_not_done_yet(name):
-    def stub(*args):
-        raise NotImplementedError  # your code here
-
-    report = CHECKS[name][0](stub)
-    assert report.todo and not report.passed
-    assert "not done yet" in repr(report) and "Traceback" not in repr(report)
-
-
-def failing(report, hint: str) -> str:
-    """Assert that ``report`` failed and shows ``hint``; return its text."""
-    text = repr(report)
-    assert not report.passed and not report.todo, text
-    assert hint in text, text
-    assert "Traceback" not in text
-    return text
+    not_done_yet(CHECKS[name][0](stub))
 
 
 # --- accuracy_row ----------------------------------------------------------------------

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
 
+from check_helpers import failing, not_done_yet, stub
 from cl_course_lib import importance
 from cl_course_lib.checks import ch03
 
@@ -83,20 +84,7 @@ def test_right_answers_pass(name):
 @pytest.mark.parametrize("check", [ch03.check_ewc_penalty, ch03.check_fisher_loop,
                                    ch03.check_fisher_vectorised, ch03.check_si_importance])
 def test_a_stub_is_not_done_yet(check):
-    def stub(*args):
-        raise NotImplementedError  # your code here
-
-    report = check(stub)
-    assert report.todo and not report.passed
-    assert "not done yet" in repr(report) and "Traceback" not in repr(report)
-
-
-def failing(report, hint: str) -> str:
-    text = repr(report)
-    assert not report.passed and not report.todo, text
-    assert hint in text, text
-    assert "Traceback" not in text
-    return text
+    not_done_yet(check(stub))
 
 
 @pytest.mark.parametrize("wrong, hint", [

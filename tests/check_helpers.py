@@ -1,0 +1,21 @@
+"""Shared by the tests of the exercise checks (tests/test_chNN_checks.py)."""
+
+
+def stub(*args):
+    """A learner's untouched exercise function."""
+    raise NotImplementedError  # your code here
+
+
+def failing(report, hint: str) -> str:
+    """Assert that ``report`` failed (not "not done yet") and shows ``hint``; return its text."""
+    text = repr(report)
+    assert not report.passed and not report.todo, text
+    assert hint in text, text
+    assert "Traceback" not in text
+    return text
+
+
+def not_done_yet(report) -> None:
+    """Assert that ``report`` is the friendly "not done yet" for an untouched stub."""
+    assert report.todo and not report.passed
+    assert "not done yet" in repr(report) and "Traceback" not in repr(report)
