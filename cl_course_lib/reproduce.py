@@ -123,7 +123,8 @@ def sweep(grids: dict = GRIDS, scenarios=SCENARIOS, *, seed: int = 0, epochs: in
 def reproduce(names=tuple(STRATEGIES), scenarios=SCENARIOS, *, seeds=(0, 1, 2), epochs: int = 4,
               max_train_per_task: int | None = None, hyperparameters: dict | None = None, workers: int = 1) -> dict:
     """Every method × scenario × seed on the full protocol with the tuned hyperparameters
-    (``hyperparameters[name][scenario]``, default ``strategies.tuned.TUNED``); test accuracy (%)."""
+    (``hyperparameters[name][scenario]``, default ``strategies.tuned.TUNED``); test accuracy (%),
+    mean and sample standard deviation over seeds."""
     hyperparameters = TUNED if hyperparameters is None else hyperparameters
     jobs = [{"strategy": name, "scenario": scenario, "kwargs": hyperparameters.get(name, {}).get(scenario, {}),
              "seed": seed, "epochs": epochs, "max_train_per_task": max_train_per_task}
@@ -135,7 +136,8 @@ def reproduce(names=tuple(STRATEGIES), scenarios=SCENARIOS, *, seeds=(0, 1, 2), 
             cell = [next(runs) for _ in seeds]
             accs = [r["acc"] for r in cell]
             results.setdefault(name, {})[scenario] = {
-                "mean": float(np.mean(accs)), "std": float(np.std(accs)), "per_seed": accs,
+                "mean": float(np.mean(accs)), "std": float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0,
+                "per_seed": accs,
                 "kwargs": cell[0]["kwargs"], "published": PUBLISHED.get(name, {}).get(scenario),
                 "train_seconds": sum(r["train_seconds"] for r in cell)}
     return {"paper": "Hsu et al. 2018", "protocol": {**PROTOCOL, "epochs": epochs},
