@@ -19,3 +19,9 @@ def not_done_yet(report) -> None:
     """Assert that ``report`` is the friendly "not done yet" for an untouched stub."""
     assert report.todo and not report.passed
     assert "not done yet" in repr(report) and "Traceback" not in repr(report)
+
+
+def passing(report) -> None:
+    """Assert that ``report`` passed every case."""
+    assert report.passed, repr(report)
+    assert "Well done!" in repr(report)

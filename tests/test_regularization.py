@@ -1,7 +1,6 @@
 """L2, EWC, online EWC, SI and MAS: closed forms on small problems, and smoke tests that
 their penalties are really doing something after a task (the "silently always 0" bug)."""
 
-import math
 
 import numpy as np
 import pytest
@@ -9,7 +8,7 @@ import torch
 from torch import nn
 
 import cl_course_lib as cl
-from cl_course_lib.data.benchmarks import Task, TaskData, split
+from cl_course_lib.data.benchmarks import split
 from cl_course_lib.data.vision import load_digits
 from cl_course_lib.importance import weighted_squared_distance
 from cl_course_lib.models import MLP

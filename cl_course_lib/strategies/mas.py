@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import torch
 from sklearn.utils import check_scalar
 from torch import nn
 
