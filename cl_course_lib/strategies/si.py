@@ -31,10 +31,19 @@ class SI(Strategy):
         super().__init__(model, lr=lr, optimizer=optimizer)
         self.c = check_scalar(c, "c", (int, float), min_val=0.0)
         self.xi = check_scalar(xi, "xi", (int, float), min_val=0.0, include_boundaries="neither")
-        self.anchor = snapshot(model)  # θ* (and the start of the first task)
+        self.tasks_done = 0
+        self._start()
+
+    def _start(self) -> None:
+        """θ* (and the start of the first task), Ω = 0, ω = 0, on the model's device."""
+        self.anchor = snapshot(self.model)
         self.importance = {name: torch.zeros_like(p) for name, p in self.anchor.items()}  # Ω
         self.path = {name: torch.zeros_like(p) for name, p in self.anchor.items()}  # ω
-        self.tasks_done = 0
+        self.before = {name: torch.empty_like(p) for name, p in self.anchor.items()}  # θ before a step
+
+    def before_task(self, task: Task) -> None:
+        if not self.tasks_done:  # the loop may have moved the model to its device since __init__
+            self._start()
 
     def penalty(self):
         if not self.tasks_done:  # Ω is still all zeros: skip the work
@@ -42,16 +51,21 @@ class SI(Strategy):
         return self.c * weighted_squared_distance(self.model, self.importance, self.anchor)
 
     def observe(self, x, y, task):
-        before = snapshot(self.model)
-        numbers = super().observe(x, y, task)
-        with torch.no_grad():  # in-place arithmetic: this runs at every step
+        before = self.before
+        with torch.no_grad():  # copy into buffers kept across steps: no allocation at every step
             for name, p in self.model.named_parameters():
-                if name in before and p.grad is not None:
-                    # p.grad holds ∂(loss + penalty)/∂θ at `before`; remove the penalty's part,
-                    # 2 c Ω (θ − θ*), to keep the task loss's gradient g only.
-                    g = torch.addcmul(p.grad, self.importance[name], before[name] - self.anchor[name],
-                                      value=-2 * self.c)
-                    self.path[name] += before[name].sub_(p).mul_(g)  # −g Δθ, with Δθ = θ − before
+                if name in before:
+                    before[name].copy_(p)
+        numbers = super().observe(x, y, task)
+        with torch.no_grad():  # in-place arithmetic where possible: this runs at every step
+            for name, p in self.model.named_parameters():
+                if name in before and p.grad is not None:  # None: a head this batch did not use
+                    g = p.grad
+                    if self.tasks_done:
+                        # p.grad holds ∂(loss + penalty)/∂θ at `before`; remove the penalty's part,
+                        # 2 c Ω (θ − θ*), to keep the task loss's gradient g only.
+                        g = g.addcmul(self.importance[name], before[name] - self.anchor[name], value=-2 * self.c)
+                    self.path[name].addcmul_(before[name].sub_(p), g)  # −g Δθ, with Δθ = θ − before
         return numbers
 
     def after_task(self, task: Task) -> None:
