@@ -7,7 +7,7 @@
     result.acc_matrix.acc, result.acc_matrix.bwt
 """
 
-from . import checks, config, importance, metrics, models, plots, strategies, widgets
+from . import checks, config, distillation, gradients, importance, memory, metrics, models, plots, strategies, widgets
 from .config import by_profile, device, profile, seed_everything
 from .data import benchmarks, streams, vision
 from .show import show_source
@@ -16,7 +16,8 @@ from .train import Result, run
 config.apply_thread_setting()
 
 __all__ = [
-    "Result", "benchmarks", "by_profile", "checks", "config", "device", "importance", "metrics", "models",
+    "Result", "benchmarks", "by_profile", "checks", "config", "device", "distillation", "gradients", "importance",
+    "memory", "metrics", "models",
     "plots", "profile", "run", "seed_everything", "show_source", "strategies", "streams",
     "vision", "widgets",
 ]

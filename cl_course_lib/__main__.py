@@ -10,7 +10,7 @@ from pathlib import Path
 
 COURSE_ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ("split_mnist", "permuted_mnist", "rotated_mnist")
-STRATEGIES = ("naive", "joint", "cumulative", "l2", "ewc", "online_ewc", "si", "mas")
+STRATEGIES = ("naive", "joint", "cumulative", "l2", "ewc", "online_ewc", "si", "mas", "replay", "gem", "agem", "lwf")
 
 
 
@@ -96,7 +96,8 @@ def make_strategy(args, model):
         tuned = dict(TUNED.get(args.strategy, {}).get(args.scenario, {}))
         return tuned | {key: value for key, value in kwargs.items() if value is not None}
 
-    common = {"lr": args.lr, "optimizer": args.optimizer}
+    chosen = {key: value for key, value in (("lr", args.lr), ("optimizer", args.optimizer)) if value is not None}
+    common = {"lr": 1e-3, "optimizer": "adam"} | chosen
     fisher = {key: value for key, value in (("fisher_kind", args.fisher_kind),
                                              ("fisher_samples", args.fisher_samples)) if value is not None}
     s = cl.strategies
@@ -110,6 +111,11 @@ def make_strategy(args, model):
                                           **fisher, **common),
         "si": lambda: s.SI(model, **given(c=args.si_c, xi=args.si_xi), **common),
         "mas": lambda: s.MAS(model, **given(lam=args.mas_lambda), **common),
+        "replay": lambda: s.Replay(model, mem_size=args.mem_size, buffer=args.buffer, **common),
+        # GEM keeps its own optimiser and lr (Hsu et al. 2018: SGD, 0.01) unless they are given
+        "gem": lambda: s.GEM(model, mem_size=args.mem_size, **given(margin=args.gem_margin), **chosen),
+        "agem": lambda: s.AGEM(model, mem_size=args.mem_size, **common),
+        "lwf": lambda: s.LwF(model, **given(alpha=args.lwf_alpha, temperature=args.temperature), **common),
     }
     return makers[args.strategy]()
 
@@ -128,8 +134,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--strategy", choices=STRATEGIES, default="naive")
     r.add_argument("--epochs", type=int, default=4)
     r.add_argument("--batch-size", type=int, default=128)
-    r.add_argument("--lr", type=float, default=1e-3)
-    r.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
+    r.add_argument("--lr", type=float, default=None, help="default 1e-3 (gem: 0.01)")
+    r.add_argument("--optimizer", choices=("adam", "sgd"), default=None, help="default adam (gem: sgd)")
     r.add_argument("--hidden", type=int, nargs="+", default=[400, 400], help="hidden layer widths")
     r.add_argument("--n-tasks", type=int, default=10, help="tasks of permuted_mnist")
     r.add_argument("--max-train-per-task", type=int, default=None)
@@ -145,6 +151,12 @@ def parser() -> argparse.ArgumentParser:
     reg.add_argument("--mas-lambda", type=float, default=None)
     reg.add_argument("--fisher-kind", choices=("true", "empirical"), default=None)
     reg.add_argument("--fisher-samples", type=int, default=None)
+    mem = r.add_argument_group("replay, GEM, A-GEM, LwF (chapter 4)")
+    mem.add_argument("--mem-size", type=int, default=1000, help="samples stored in all (replay, gem, agem)")
+    mem.add_argument("--buffer", choices=("reservoir", "class_balanced"), default="reservoir", help="replay's buffer")
+    mem.add_argument("--gem-margin", type=float, default=None, help="GEM's memory strength γ (default 0.5)")
+    mem.add_argument("--lwf-alpha", type=float, default=None, help="LwF's distillation weight (default 1)")
+    mem.add_argument("--temperature", type=float, default=None, help="LwF's distillation temperature (default 2)")
     r.add_argument("--device", default=None, help="e.g. cpu or cuda (default: best available)")
     r.add_argument("--json", action="store_true", help="print one JSON line (no progress bar)")
     r.set_defaults(func=run_benchmark)

@@ -1,5 +1,5 @@
 """Reproducing Hsu et al. 2018, "Re-evaluating Continual Learning Scenarios" (Split MNIST,
-regularisation methods), with the library's one training loop.
+regularisation, replay and distillation methods), with the library's one training loop.
 
 Protocol (their Table 2): 5 tasks of 2 digits; MLP 784-400-400 (ReLU); Adam, lr 0.001;
 batch 128; 4 epochs per task; task-IL with one head per task, domain-IL with 2 outputs,
@@ -7,6 +7,14 @@ class-IL with 10. The metric is the average test accuracy over the 5 tasks after
 
     python -m cl_course_lib.reproduce sweep --out results/hsu2018_sweep.json
     python -m cl_course_lib.reproduce hsu2018 --seeds 0 1 2 --out results/hsu2018_regularization.json
+    python -m cl_course_lib reproduce hsu2018 --methods naive joint replay gem agem lwf --seeds 0 1 2 \
+        --out results/hsu2018_replay_distillation.json
+
+Replay, GEM and A-GEM store 1100 samples, as Hsu et al.'s scripts (Naive_Rehearsal_1100,
+GEM_1100; their Table 2 rows); GEM trains with SGD, lr 0.01 and margin 0.5 (``--reg_coef
+0.5``) as in those scripts (``METHOD_PROTOCOL``). These methods are not tuned: their
+settings are the paper's / Hsu et al.'s (``DEFAULTS``); LwF uses α = 1, T = 2 (Li & Hoiem).
+A-GEM is not in Hsu et al.'s table; it gets the common protocol (Adam, lr 0.001).
 
 ``sweep`` tunes each method's strength on a validation split carved out of the training
 data (never on the test set); ``reproduce`` trains on the full training set with the tuned
@@ -41,11 +49,23 @@ PUBLISHED = {
     "online_ewc": {"task": 98.04, "domain": 57.33, "class": 19.77},
     "si": {"task": 98.56, "domain": 64.76, "class": 19.67},
     "joint": {"task": 99.52, "domain": 98.59, "class": 97.53},  # "Offline" in their table
+    "lwf": {"task": 99.60, "domain": 71.02, "class": 24.17},
+    "replay": {"task": 99.40, "domain": 95.16, "class": 90.78},  # "Naive rehearsal"
+    "gem": {"task": 98.42, "domain": 96.16, "class": 92.20},
 }
 STRATEGIES = {"naive": strategies.Naive, "joint": strategies.Joint, "l2": strategies.L2,
               "ewc": strategies.EWC, "online_ewc": strategies.OnlineEWC, "si": strategies.SI,
-              "mas": strategies.MAS}
+              "mas": strategies.MAS, "replay": strategies.Replay, "gem": strategies.GEM,
+              "agem": strategies.AGEM, "lwf": strategies.LwF}
 PROTOCOL = {"hidden": [400, 400], "optimizer": "adam", "lr": 1e-3, "batch_size": 128, "epochs": 4}
+# The methods of results/hsu2018_regularization.json, the default of ``reproduce``.
+REGULARIZATION_TABLE = ("naive", "joint", "l2", "ewc", "online_ewc", "si", "mas")
+# Methods that Hsu et al. ran with their own optimiser and learning rate (their scripts).
+METHOD_PROTOCOL = {"gem": {"optimizer": "sgd", "lr": 0.01}}
+# Settings of the untuned methods, the same in every scenario (see the module docstring).
+DEFAULTS = {"replay": {"mem_size": 1100}, "gem": {"mem_size": 1100, "margin": 0.5},
+            "agem": {"mem_size": 1100}, "lwf": {"alpha": 1.0, "temperature": 2.0}}
+HYPERPARAMETERS = TUNED | {name: dict.fromkeys(SCENARIOS, kwargs) for name, kwargs in DEFAULTS.items()}
 # Log-spaced grids of each method's strength (its other settings: the class defaults).
 GRIDS = {
     "l2": {"lam": [1e-3, 1e-2, 1e-1, 1.0, 10.0]},
@@ -80,7 +100,8 @@ def run_one(strategy: str, scenario: str, kwargs: dict, *, seed: int = 0, epochs
         bench = validation_split(bench, validation_fraction, seed=seed)
     config.seed_everything(seed)
     model = MLP(784, PROTOCOL["hidden"], bench.n_outputs, heads=bench.n_heads)
-    learner = STRATEGIES[strategy](model, lr=PROTOCOL["lr"], optimizer=PROTOCOL["optimizer"], **kwargs)
+    optimizer = {"lr": PROTOCOL["lr"], "optimizer": PROTOCOL["optimizer"]} | METHOD_PROTOCOL.get(strategy, {})
+    learner = STRATEGIES[strategy](model, **optimizer, **kwargs)
     result = run(learner, bench, epochs=epochs, batch_size=PROTOCOL["batch_size"], progress=False)
     return {"strategy": strategy, "scenario": scenario, "kwargs": kwargs, "seed": seed,
             "acc": 100 * result.acc_matrix.acc, "train_seconds": result.train_seconds}
@@ -120,12 +141,12 @@ def sweep(grids: dict = GRIDS, scenarios=SCENARIOS, *, seed: int = 0, epochs: in
             "train_seconds": sum(r["train_seconds"] for r in runs), **_environment(workers)}
 
 
-def reproduce(names=tuple(STRATEGIES), scenarios=SCENARIOS, *, seeds=(0, 1, 2), epochs: int = 4,
+def reproduce(names=REGULARIZATION_TABLE, scenarios=SCENARIOS, *, seeds=(0, 1, 2), epochs: int = 4,
               max_train_per_task: int | None = None, hyperparameters: dict | None = None, workers: int = 1) -> dict:
     """Every method × scenario × seed on the full protocol with the tuned hyperparameters
-    (``hyperparameters[name][scenario]``, default ``strategies.tuned.TUNED``); test accuracy (%),
-    mean and sample standard deviation over seeds."""
-    hyperparameters = TUNED if hyperparameters is None else hyperparameters
+    (``hyperparameters[name][scenario]``, default ``HYPERPARAMETERS``: ``strategies.tuned.TUNED``
+    and ``DEFAULTS``); test accuracy (%), mean and sample standard deviation over seeds."""
+    hyperparameters = HYPERPARAMETERS if hyperparameters is None else hyperparameters
     jobs = [{"strategy": name, "scenario": scenario, "kwargs": hyperparameters.get(name, {}).get(scenario, {}),
              "seed": seed, "epochs": epochs, "max_train_per_task": max_train_per_task}
             for name in names for scenario in scenarios for seed in seeds]
@@ -141,6 +162,7 @@ def reproduce(names=tuple(STRATEGIES), scenarios=SCENARIOS, *, seeds=(0, 1, 2), 
                 "kwargs": cell[0]["kwargs"], "published": PUBLISHED.get(name, {}).get(scenario),
                 "train_seconds": sum(r["train_seconds"] for r in cell)}
     return {"paper": "Hsu et al. 2018", "protocol": {**PROTOCOL, "epochs": epochs},
+            "method_protocol": {name: METHOD_PROTOCOL[name] for name in names if name in METHOD_PROTOCOL},
             "max_train_per_task": max_train_per_task, "seeds": list(seeds), "results": results,
             "train_seconds": sum(c["train_seconds"] for row in results.values() for c in row.values()),
             **_environment(workers)}
@@ -183,13 +205,15 @@ def main(argv=None) -> None:
         p.add_argument("--workers", type=int, default=2, help="parallel processes (each CL_COURSE_THREADS threads)")
     sub.choices["sweep"].add_argument("--seed", type=int, default=0)
     sub.choices["hsu2018"].add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    sub.choices["hsu2018"].add_argument("--methods", nargs="+", choices=list(STRATEGIES), default=list(REGULARIZATION_TABLE),
+                                        help="methods to run (default: the regularisation table's)")
     args = parser.parse_args(argv)
     common = {"epochs": args.epochs, "max_train_per_task": args.max_train_per_task, "workers": args.workers}
     if args.command == "sweep":
         out = sweep(seed=args.seed, **common)
         print(json.dumps(out["best"], indent=1))
     else:
-        out = reproduce(seeds=tuple(args.seeds), **common)
+        out = reproduce(tuple(args.methods), seeds=tuple(args.seeds), **common)
         print(format_table(out))
     write_json(out, args.out)
 

@@ -6,6 +6,7 @@ import sys
 
 import nbformat
 import pytest
+import torch
 
 from cl_course_lib import __main__ as cli
 from cl_course_lib.models import MLP
@@ -83,3 +84,42 @@ def test_unset_hyperparameters_take_the_tuned_values_and_flags_override_them():
     args = cli.parser().parse_args(["run", "--strategy", "si", "--scenario", "task", "--si-c", "3"])
     strategy = cli.make_strategy(args, MLP(784, [8], 2, heads=5))
     assert strategy.c == 3.0
+
+
+@pytest.mark.parametrize("strategy,extra", [("replay", ["--buffer", "class_balanced"]), ("gem", ["--gem-margin", "0.1"]),
+                                            ("agem", []), ("lwf", ["--lwf-alpha", "2", "--temperature", "3"])])
+def test_run_replay_and_distillation_strategies(strategy, extra):
+    done = run_cli("run", "--scenario", "task", "--strategy", strategy, "--mem-size", "200", *extra,
+                   "--epochs", "1", "--max-train-per-task", "300", "--hidden", "32", "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert 0.5 < report["acc"] <= 1.0 and report["settings"]["strategy"] == strategy
+
+
+def test_memory_flags_reach_the_strategies():
+    args = cli.parser().parse_args(["run", "--strategy", "gem", "--mem-size", "300", "--gem-margin", "0.2"])
+    gem = cli.make_strategy(args, MLP(784, [8], 10))
+    assert gem.memory.size == 300 and gem.margin == 0.2 and isinstance(gem.optimizer, torch.optim.SGD)
+    args = cli.parser().parse_args(["run", "--strategy", "lwf", "--lwf-alpha", "3", "--temperature", "4"])
+    lwf = cli.make_strategy(args, MLP(784, [8], 10))
+    assert (lwf.alpha, lwf.temperature) == (3.0, 4.0) and isinstance(lwf.optimizer, torch.optim.Adam)
+    args = cli.parser().parse_args(["run", "--strategy", "replay", "--buffer", "class_balanced"])
+    assert cli.make_strategy(args, MLP(784, [8], 10)).buffer.size == 1000  # the default total buffer
+
+
+def test_reproduce_carries_each_methods_protocol(monkeypatch):
+    from cl_course_lib import reproduce
+
+    class Built(Exception):
+        """Raised by the stub of train.run: we only look at the learner run_one built."""
+
+    def stub(learner, *args, **kwargs):
+        raise Built(learner)
+
+    monkeypatch.setattr(reproduce, "run", stub)
+    with pytest.raises(Built) as built:
+        reproduce.run_one("gem", "class", reproduce.HYPERPARAMETERS["gem"]["class"], max_train_per_task=10)
+    gem = built.value.args[0]
+    assert isinstance(gem.optimizer, torch.optim.SGD) and gem.optimizer.defaults["lr"] == 0.01
+    assert gem.memory.size == 1100 and gem.margin == 0.5
+    assert reproduce.PUBLISHED["gem"]["class"] == 92.20 and reproduce.PUBLISHED["replay"]["task"] == 99.40
