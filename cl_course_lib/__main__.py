@@ -10,7 +10,8 @@ from pathlib import Path
 
 COURSE_ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ("split_mnist", "permuted_mnist", "rotated_mnist")
-STRATEGIES = ("naive", "joint", "cumulative", "l2", "ewc", "online_ewc", "si", "mas", "replay", "gem", "agem", "lwf")
+STRATEGIES = ("naive", "joint", "cumulative", "l2", "ewc", "online_ewc", "si", "mas", "replay", "gem", "agem", "lwf",
+              "pnn")
 
 
 
@@ -68,7 +69,7 @@ def run_benchmark(args) -> int:
     if args.benchmark == "permuted_mnist":
         bench_kwargs["n_tasks"] = args.n_tasks
     bench = getattr(cl.benchmarks, args.benchmark)(args.scenario, **bench_kwargs)
-    model = cl.models.MLP(bench.tasks[0].train.x[0].numel(), args.hidden, bench.n_outputs, heads=bench.n_heads)
+    model = make_model(args, bench)
     strategy = make_strategy(args, model)
     result = cl.run(strategy, bench, epochs=args.epochs, batch_size=args.batch_size,
                     device=args.device, progress=not args.json, name=args.strategy)
@@ -83,6 +84,17 @@ def run_benchmark(args) -> int:
             if key in report:
                 print(f"{key:>14}: {report[key]:.4f}")
     return 0
+
+
+def make_model(args, bench):
+    """The MLP of ``--hidden`` widths, or for ``--strategy pnn`` a ProgressiveNet of such columns."""
+    import cl_course_lib as cl
+
+    in_features = bench.tasks[0].train.x[0].numel()
+    if args.strategy == "pnn":
+        return cl.models.ProgressiveNet(in_features, args.hidden, bench.n_outputs, columns=bench.n_heads,
+                                        adapter=args.pnn_adapter, adapter_reduction=args.pnn_adapter_reduction)
+    return cl.models.MLP(in_features, args.hidden, bench.n_outputs, heads=bench.n_heads)
 
 
 def make_strategy(args, model):
@@ -116,6 +128,7 @@ def make_strategy(args, model):
         "gem": lambda: s.GEM(model, mem_size=args.mem_size, **given(margin=args.gem_margin), **chosen),
         "agem": lambda: s.AGEM(model, mem_size=args.mem_size, **common),
         "lwf": lambda: s.LwF(model, **given(alpha=args.lwf_alpha, temperature=args.temperature), **common),
+        "pnn": lambda: s.PNN(model, **common),
     }
     return makers[args.strategy]()
 
@@ -157,6 +170,11 @@ def parser() -> argparse.ArgumentParser:
     mem.add_argument("--gem-margin", type=float, default=None, help="GEM's memory strength γ (default 0.5)")
     mem.add_argument("--lwf-alpha", type=float, default=None, help="LwF's distillation weight (default 1)")
     mem.add_argument("--temperature", type=float, default=None, help="LwF's distillation temperature (default 2)")
+    pnn = r.add_argument_group("progressive networks (task-incremental only)")
+    pnn.add_argument("--pnn-adapter", choices=("mlp", "linear"), default="mlp",
+                     help="lateral adapter: mlp (Rusu et al. eq. 2, default) or linear (eq. 1)")
+    pnn.add_argument("--pnn-adapter-reduction", type=int, default=1,
+                     help="the mlp adapter's V projects to ceil(width / this) units (default 1)")
     r.add_argument("--device", default=None, help="e.g. cpu or cuda (default: best available)")
     r.add_argument("--json", action="store_true", help="print one JSON line (no progress bar)")
     r.set_defaults(func=run_benchmark)

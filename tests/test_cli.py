@@ -123,3 +123,15 @@ def test_reproduce_carries_each_methods_protocol(monkeypatch):
     assert isinstance(gem.optimizer, torch.optim.SGD) and gem.optimizer.defaults["lr"] == 0.01
     assert gem.memory.size == 1100 and gem.margin == 0.5
     assert reproduce.PUBLISHED["gem"]["class"] == 92.20 and reproduce.PUBLISHED["replay"]["task"] == 99.40
+
+
+def test_run_pnn_in_task_il_and_refuse_it_without_task_ids():
+    args = ("run", "--strategy", "pnn", "--pnn-adapter", "linear", "--epochs", "1", "--max-train-per-task", "300",
+            "--hidden", "32", "--json")
+    done = run_cli(*args, "--scenario", "task")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert 0.5 < report["acc"] <= 1.0 and report["bwt"] == 0.0 and report["settings"]["pnn_adapter"] == "linear"
+    done = run_cli(*args, "--scenario", "class")
+    assert done.returncode == 2 and done.stderr.startswith("error: ") and len(done.stderr.strip().splitlines()) == 1
+    assert 'PNN needs task ids: use scenario="task"' in done.stderr

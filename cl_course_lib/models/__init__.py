@@ -1,5 +1,6 @@
-"""Models: the MLP (single- and multi-head); later chapters add CNNs and progressive nets."""
+"""Models: the MLP (single- and multi-head) and progressive networks; later chapters add CNNs."""
 
 from .mlp import MLP
+from .progressive import ProgressiveNet
 
-__all__ = ["MLP"]
+__all__ = ["MLP", "ProgressiveNet"]

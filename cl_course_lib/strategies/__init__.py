@@ -11,8 +11,9 @@ from .lwf import LwF
 from .mas import MAS
 from .naive import Naive
 from .online_ewc import OnlineEWC
+from .pnn import PNN
 from .replay import Replay
 from .si import SI
 
 __all__ = ["AGEM", "EWC", "GEM", "L2", "MAS", "SI", "Cumulative", "Joint", "LwF", "Naive", "OnlineEWC",
-           "Replay", "Strategy"]
+           "PNN", "Replay", "Strategy"]
