@@ -110,7 +110,7 @@ class ReservoirBuffer(_Buffer):
 
     def add(self, x: torch.Tensor, y: torch.Tensor, task: int | torch.Tensor,
             draws: torch.Tensor | None = None) -> None:
-        """Offer a batch; ``draws`` (tests only) replaces the random integers of ``reservoir_draws``."""
+        """Offer a batch; ``draws`` (for tests and teaching) replaces the random integers of ``reservoir_draws``."""
         self._allocate(x, y)
         draws = reservoir_draws(self.seen, len(y), self.generator) if draws is None else draws
         self._write(reservoir_slots(self.seen, self.size, draws.to(y.device)), x, y,

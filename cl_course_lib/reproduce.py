@@ -191,6 +191,7 @@ def write_json(obj: dict, path: str) -> None:
     with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".tmp", delete=False) as f:
         json.dump(obj, f, indent=1)
         f.write("\n")
+    os.chmod(f.name, 0o644)  # NamedTemporaryFile creates 0600; results are meant to be shared
     os.replace(f.name, path)
 
 

@@ -15,12 +15,12 @@ from .base import Strategy
 
 
 def project_gem(g: torch.Tensor, G: torch.Tensor, margin: float = 0.0, eps: float = 1e-3) -> torch.Tensor:
-    """GEM's projected gradient g̃ (Lopez-Paz & Ranzato 2017, eq. 10–11).
+    """GEM's projected gradient g̃ (Lopez-Paz & Ranzato 2017, §3: the primal QP and its dual).
 
     g: the current gradient, shape (P,); G: one past task's memory gradient per row, (K, P).
     If every ⟨g, g_k⟩ ≥ 0, g is returned as is. Otherwise the closest gradient that does not
-    increase any past task's loss, min ½‖g̃ − g‖² s.t. G g̃ ≥ 0 (eq. 10), is found through its
-    dual (eq. 11), a K-dimensional QP solved with ``quadprog``:
+    increase any past task's loss, min ½‖g̃ − g‖² s.t. G g̃ ≥ 0, is found through its
+    dual, a K-dimensional QP solved with ``quadprog``:
 
         min_v ½ vᵀ (G Gᵀ + eps·I) v + gᵀ Gᵀ v   s.t. v ≥ margin,    then g̃ = Gᵀ v + g.
 
