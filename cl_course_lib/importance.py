@@ -206,13 +206,21 @@ def weighted_squared_distance(model: nn.Module, importance: Importance | None,
 
 class _WeightedSquaredDistance(torch.autograd.Function):
     """The penalty with its gradient written out: it runs at every training step, and this
-    makes 5 passes over the weights where autograd's generic graph makes about 9."""
+    makes 5 passes over the weights where autograd's generic graph makes about 9.
+
+    A weight still at its anchor (θ = θ*, e.g. the head of a task not trained since) gets no
+    gradient (None) rather than a tensor of zeros: an optimiser then leaves it alone, as it
+    does in plain training. A zero gradient would not: Adam would keep moving it with the
+    momentum of its last task, and would start a future head with warmed-up statistics."""
 
     @staticmethod
     def forward(ctx, anchors, weights, *params):
         total, scaled = params[0].new_zeros(()), []
         for p, a, w in zip(params, anchors, weights):
             d = p.detach() - a
+            if not d.any():
+                scaled.append(None)
+                continue
             wd = d if w is None else d * w  # Ω (θ − θ*)
             total += torch.dot(d.flatten(), wd.flatten())
             scaled.append(wd)
@@ -221,4 +229,4 @@ class _WeightedSquaredDistance(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_output):
-        return (None, None, *(wd * (2 * grad_output) for wd in ctx.scaled))
+        return (None, None, *(None if wd is None else wd * (2 * grad_output) for wd in ctx.scaled))

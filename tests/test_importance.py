@@ -196,3 +196,15 @@ def test_speed_of_the_fisher_against_the_loop(record_property):
                     f"closed form (Linear) {seconds['linear']:.3f} s ({loop / seconds['linear']:.0f}x the loop), "
                     f"torch.func vmap {seconds['vmap']:.3f} s ({loop / seconds['vmap']:.1f}x), "
                     f"per-sample loop {loop:.3f} s ({torch.get_num_threads()} thread(s))")
+
+
+def test_weights_at_their_anchor_get_no_gradient_from_the_penalty(setup):
+    """A head untouched since the anchor gets None, not zeros: Adam must leave it alone."""
+    model, data = setup
+    anchor = snapshot(model)
+    with torch.no_grad():
+        model.body[1].weight.add_(0.1)
+    importance = {n: torch.ones_like(p) for n, p in anchor.items()}
+    weighted_squared_distance(model, importance, anchor).backward()
+    assert model.heads[0].weight.grad is None and model.heads[1].bias.grad is None
+    assert torch.allclose(model.body[1].weight.grad, torch.full_like(model.body[1].weight, 0.2))
