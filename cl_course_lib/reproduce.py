@@ -9,6 +9,7 @@ class-IL with 10. The metric is the average test accuracy over the 5 tasks after
     python -m cl_course_lib.reproduce hsu2018 --seeds 0 1 2 --out results/hsu2018_regularization.json
     python -m cl_course_lib reproduce hsu2018 --methods naive joint replay gem agem lwf --seeds 0 1 2 \
         --out results/hsu2018_replay_distillation.json
+    python -m cl_course_lib reproduce cost --scenario task --out results/cost_split_mnist_task.json
 
 Replay, GEM and A-GEM store 1100 samples, as Hsu et al.'s scripts (Naive_Rehearsal_1100,
 GEM_1100; their Table 2 rows); GEM trains with SGD, lr 0.01 and margin 0.5 (``--reg_coef
@@ -38,7 +39,7 @@ from tqdm.auto import tqdm
 
 from . import config, strategies
 from .data.benchmarks import SCENARIOS, Benchmark, TaskData, split_mnist
-from .models import MLP
+from .models import MLP, ProgressiveNet
 from .strategies.tuned import TUNED
 from .train import run
 
@@ -56,7 +57,7 @@ PUBLISHED = {
 STRATEGIES = {"naive": strategies.Naive, "joint": strategies.Joint, "l2": strategies.L2,
               "ewc": strategies.EWC, "online_ewc": strategies.OnlineEWC, "si": strategies.SI,
               "mas": strategies.MAS, "replay": strategies.Replay, "gem": strategies.GEM,
-              "agem": strategies.AGEM, "lwf": strategies.LwF}
+              "agem": strategies.AGEM, "lwf": strategies.LwF, "pnn": strategies.PNN}
 PROTOCOL = {"hidden": [400, 400], "optimizer": "adam", "lr": 1e-3, "batch_size": 128, "epochs": 4}
 # The methods of results/hsu2018_regularization.json, the default of ``reproduce``.
 REGULARIZATION_TABLE = ("naive", "joint", "l2", "ewc", "online_ewc", "si", "mas")
@@ -99,7 +100,8 @@ def run_one(strategy: str, scenario: str, kwargs: dict, *, seed: int = 0, epochs
     if validation_fraction:
         bench = validation_split(bench, validation_fraction, seed=seed)
     config.seed_everything(seed)
-    model = MLP(784, PROTOCOL["hidden"], bench.n_outputs, heads=bench.n_heads)
+    model = (ProgressiveNet(784, PROTOCOL["hidden"], bench.n_outputs, columns=bench.n_heads) if strategy == "pnn"
+             else MLP(784, PROTOCOL["hidden"], bench.n_outputs, heads=bench.n_heads))
     optimizer = {"lr": PROTOCOL["lr"], "optimizer": PROTOCOL["optimizer"]} | METHOD_PROTOCOL.get(strategy, {})
     learner = STRATEGIES[strategy](model, **optimizer, **kwargs)
     result = run(learner, bench, epochs=epochs, batch_size=PROTOCOL["batch_size"], progress=False)
@@ -168,6 +170,24 @@ def reproduce(names=REGULARIZATION_TABLE, scenarios=SCENARIOS, *, seeds=(0, 1, 2
             **_environment(workers)}
 
 
+def cost(names=tuple(STRATEGIES), scenario: str = "task", *, seed: int = 0, epochs: int = 4,
+         max_train_per_task: int | None = None) -> dict:
+    """Training time of each method on the full protocol, one after the other in this process
+    (never in parallel: the times are only comparable on an otherwise idle machine), and its
+    ratio to naive fine-tuning's. ``train_seconds`` includes each method's per-task work
+    (Fisher, memory updates, new columns); evaluation is not counted."""
+    if "naive" not in names:
+        raise ValueError("cost needs 'naive' among the methods: the ratios are to its time.")
+    runs = {name: run_one(name, scenario, HYPERPARAMETERS.get(name, {}).get(scenario, {}), seed=seed, epochs=epochs,
+                          max_train_per_task=max_train_per_task)
+            for name in tqdm(names, desc="cost", unit="method")}
+    naive = runs["naive"]["train_seconds"]
+    return {"protocol": {**PROTOCOL, "epochs": epochs}, "scenario": scenario, "seed": seed,
+            "max_train_per_task": max_train_per_task, "methods": {name: {"train_seconds": r["train_seconds"], "vs_naive": r["train_seconds"] / naive,
+                               "acc": r["acc"], "kwargs": r["kwargs"]} for name, r in runs.items()},
+            **_environment(1)}
+
+
 def format_table(results: dict) -> str:
     """Ours (mean ± std) vs published, and the difference, one row per method."""
     rows = results["results"]
@@ -208,7 +228,18 @@ def main(argv=None) -> None:
     sub.choices["hsu2018"].add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     sub.choices["hsu2018"].add_argument("--methods", nargs="+", choices=list(STRATEGIES), default=list(REGULARIZATION_TABLE),
                                         help="methods to run (default: the regularisation table's)")
+    c = sub.add_parser("cost", help="training time of each method against naive (run on an idle machine)")
+    c.add_argument("--out", required=True, help="JSON file to write")
+    c.add_argument("--scenario", choices=SCENARIOS, default="task")
+    c.add_argument("--methods", nargs="+", choices=list(STRATEGIES), default=list(STRATEGIES))
+    c.add_argument("--epochs", type=int, default=4)
     args = parser.parse_args(argv)
+    if args.command == "cost":
+        out = cost(tuple(args.methods), args.scenario, epochs=args.epochs)
+        for name, m in out["methods"].items():
+            print(f"{name:11s} {m['train_seconds']:7.2f} s  {m['vs_naive']:5.2f}x naive  ACC {m['acc']:.2f}")
+        write_json(out, args.out)
+        return
     common = {"epochs": args.epochs, "max_train_per_task": args.max_train_per_task, "workers": args.workers}
     if args.command == "sweep":
         out = sweep(seed=args.seed, **common)

@@ -57,3 +57,13 @@ def test_validation_split_holds_out_part_of_the_training_set_not_the_test_set():
     for original, split in zip(bench.tasks, val.tasks):
         assert len(split.train) == 80 and len(split.test) == 20
         assert split.test.x.shape[1:] == original.train.x.shape[1:]
+
+
+def test_cost_times_every_method_against_naive_including_pnn():
+    out = reproduce.cost(("naive", "replay", "pnn"), "task", epochs=1, max_train_per_task=64)
+    methods = out["methods"]
+    assert methods["naive"]["vs_naive"] == 1.0 and set(methods) == {"naive", "replay", "pnn"}
+    assert all(m["train_seconds"] > 0 and 0 <= m["acc"] <= 100 for m in methods.values())
+    assert methods["replay"]["kwargs"] == {"mem_size": 1100}
+    with pytest.raises(ValueError, match="needs 'naive'"):
+        reproduce.cost(("ewc",))
