@@ -173,7 +173,7 @@ class EpisodicMemory(_Buffer):
 
     def __init__(self, size: int, *, generator: torch.Generator | None = None):
         super().__init__(size, generator=generator)
-        self.tasks: list[TaskData] = []  # one per finished task, LongTensor task ids
+        self.tasks: list[TaskData] = []  # one per finished task (views into the storage), LongTensor task ids
 
     def add_task(self, data: TaskData) -> None:
         per_task = self.size // (len(self.tasks) + 1)
@@ -183,9 +183,10 @@ class EpisodicMemory(_Buffer):
         pick = torch.randperm(len(data), generator=self.generator)[:per_task].to(data.y.device)
         x, y, _ = data.batch(pick)
         new = TaskData(x, y, _task_ids(data.task, len(data), data.y.device)[pick])
-        self.tasks = [TaskData(t.x[:per_task], t.y[:per_task], t.task[:per_task]) for t in self.tasks] + [new]
-        merged = TaskData.concat(self.tasks)
-        self._allocate(merged.x, merged.y)
-        self.filled[:] = False
-        self._write(torch.arange(len(merged), device=merged.y.device), merged.x, merged.y, merged.task)
+        kept = [TaskData(t.x[:per_task], t.y[:per_task], t.task[:per_task]) for t in self.tasks] + [new]
+        merged = TaskData.concat(kept)  # the one copy of the memory; each task's part is a view of it
+        self.x, self.y, self.task = merged.x, merged.y, merged.task
+        self.filled = torch.ones(len(merged), dtype=torch.bool, device=merged.y.device)
+        starts = [0, *torch.tensor([len(t) for t in kept]).cumsum(0).tolist()]
+        self.tasks = [TaskData(merged.x[a:b], merged.y[a:b], merged.task[a:b]) for a, b in zip(starts[:-1], starts[1:])]
         self.seen += len(data)

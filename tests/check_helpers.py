@@ -25,3 +25,21 @@ def passing(report) -> None:
     """Assert that ``report`` passed every case."""
     assert report.passed, repr(report)
     assert "Well done!" in repr(report)
+
+
+def leaves_random_state_alone(*calls) -> None:
+    """Assert that running every ``call()`` leaves Python's, NumPy's and torch's global
+    random states as they were: the checks must draw from their own generators."""
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(5)
+    np.random.seed(5)
+    torch.manual_seed(123)
+    before = random.getstate(), np.random.get_state()[1].copy(), torch.get_rng_state()
+    for call in calls:
+        call()
+    assert random.getstate() == before[0] and np.array_equal(np.random.get_state()[1], before[1])
+    assert torch.equal(torch.get_rng_state(), before[2])

@@ -3,10 +3,9 @@ a stub says "not done yet", and the checks leave the caller's random state alone
 
 import random
 
-import numpy as np
 import pytest
 import torch
-from check_helpers import failing, not_done_yet, passing, stub
+from check_helpers import failing, leaves_random_state_alone, not_done_yet, passing, stub
 
 from cl_course_lib.checks import ch04
 from cl_course_lib.memory import ReservoirBuffer
@@ -110,11 +109,5 @@ def test_the_in_place_mistake_fails_only_the_how_case():
 
 
 def test_checks_leave_the_global_random_state_alone():
-    random.seed(5)
-    np.random.seed(5)
-    torch.manual_seed(123)
-    before = random.getstate(), np.random.get_state()[1].copy(), torch.get_rng_state()
-    ch04.check_reservoir_sample(reservoir_with())
-    ch04.check_agem_project(agem_with())
-    assert random.getstate() == before[0] and np.array_equal(np.random.get_state()[1], before[1])
-    assert torch.equal(torch.get_rng_state(), before[2])
+    leaves_random_state_alone(lambda: ch04.check_reservoir_sample(reservoir_with()),
+                              lambda: ch04.check_agem_project(agem_with()))
