@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 TORCH  := torch==2.14.1 torchvision==0.29.1
 FIRST_CHAPTER := chapters/01_online_linear_regression.ipynb
 
-.PHONY: setup lab test book clean
+.PHONY: setup lab test outputs full book clean
 
 ## setup: venv, pinned torch, the package with its dev extras, the data sets (idempotent)
 setup: $(VENV)/.installed
@@ -24,10 +24,19 @@ lab: setup
 	$(BIN)/jupyter lab --allow-root --ServerApp.root_dir=. $(FIRST_CHAPTER)
 
 ## test: set up, then run every test: library, notebooks (nbval), exercises
-# Two workers on two cores; conftest.py gives each one torch thread (more would oversubscribe).
+# Two workers on two cores; conftest.py applies tests/numerics.py (one torch thread each, the
+# CPU kernels' code paths, the quick profile on the CPU) to them and to nbval's kernels.
 # --dist loadfile keeps each notebook's cells together, in one kernel.
 test: setup
 	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+## outputs: re-execute every notebook under the checked settings (tests/numerics.py), saving outputs
+outputs: setup
+	$(BIN)/python -m tests.numerics chapters/*.md exercises/*.md solutions/*.md
+
+## full: run the chapters in the full profile (a GPU's sizes): asserts checked, numbers not compared, nothing saved
+full: setup
+	$(BIN)/python -m tests.numerics --profile full chapters/*.md
 
 ## book: build the Jupyter Book site into _build/html from the committed outputs
 book: setup

@@ -1,10 +1,13 @@
-"""Test-wide settings. One torch thread per process: `make test` runs two pytest workers on
-two cores, and the notebooks' stored outputs were produced with one thread (the last
-digits of a float sum can depend on how many threads split it)."""
+"""Test-wide settings. ``tests/numerics.py`` pins what decides the notebooks' checked
+numbers (one thread, the CPU kernels' code paths, the quick profile on the CPU); it is
+applied here, before anything imports torch, so that nbval's kernels and every subprocess
+inherit it. ``tests/nbval_tolerance.py`` compares checked outputs with a numeric tolerance."""
 
-import os
+from tests import numerics
 
-os.environ.setdefault("CL_COURSE_THREADS", "1")
+numerics.apply()
+
+pytest_plugins = ["tests.nbval_tolerance"]
 
 
 def pytest_terminal_summary(terminalreporter):
