@@ -55,3 +55,22 @@ def test_each_exercise_has_a_solution_calling_the_same_checks(exercise):
     assert solution.exists()
     calls = [re.findall(r"ch\d+\.check_\w+", exercise.read_text()), re.findall(r"ch\d+\.check_\w+", solution.read_text())]
     assert calls[0] and sorted(set(calls[0])) == sorted(set(calls[1]))
+
+
+def _course_map() -> dict[str, str]:
+    """README's course map: chapter notebook stem -> its 'exercises' column."""
+    rows = re.findall(r"^\| \d+ \| \[[^]]+\]\(chapters/(\w+)\.ipynb\) \|[^|]+\| ([^|]+) \|$",
+                      (ROOT / "README.md").read_text(), flags=re.M)
+    return {stem: column.strip() for stem, column in rows}
+
+
+def test_readme_course_map_lists_every_chapter():
+    assert sorted(_course_map()) == sorted(p.stem for p in (ROOT / "chapters").glob("*.md"))
+
+
+@pytest.mark.parametrize("stem", sorted(p.stem for p in (ROOT / "chapters").glob("*.md")))
+def test_readme_names_the_exercises_the_notebook_has(stem):
+    exercise = ROOT / "exercises" / f"{stem}_exercises.md"
+    titles = re.findall(r"^## Exercise \d+: (.+)$", exercise.read_text(), flags=re.M)
+    assert _course_map().get(stem) == "; ".join(titles), (
+        f"README's course map should list {stem}'s exercises as: {'; '.join(titles)}")
