@@ -6,6 +6,8 @@ BIN    := $(VENV)/bin
 # on the course machines' local disk (nothing big is downloaded).
 TORCH  := torch==2.14.1 torchvision==0.29.1
 FIRST_CHAPTER := chapters/01_online_linear_regression.ipynb
+# pytest workers for make test; with CL_COURSE_THREADS=2 use WORKERS=1 (two cores in all)
+WORKERS ?= 2
 
 .PHONY: setup lab test outputs full book clean
 
@@ -28,7 +30,7 @@ lab: setup
 # CPU kernels' code paths, the quick profile on the CPU) to them and to nbval's kernels.
 # --dist loadfile keeps each notebook's cells together, in one kernel.
 test: setup
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadfile
 
 ## outputs: re-execute every notebook under the checked settings (tests/numerics.py), saving outputs
 outputs: setup
