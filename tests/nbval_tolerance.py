@@ -9,8 +9,14 @@ compares the way pytest's doctest ``NUMBER`` option does, with an explicit toler
 - integers must be equal (counts, sizes, epochs);
 - floats ``a`` (stored) and ``b`` (new) match when ``|a - b| <= max(abs, rel * |a|)``.
 
-The default is ``DEFAULT`` below; a cell that needs more says so in its metadata, in the
-MyST source ``:tolerance: {abs: 0.01}`` (keys ``abs`` and ``rel``, each optional). When a
+The default is ``DEFAULT`` below; a cell that needs more says so in its metadata (keys
+``abs`` and ``rel``, each optional), in the MyST source as the code cell's option block::
+
+    ---
+    tags: [nbval-check-output]
+    tolerance: {abs: 0.05}
+    ---
+ When a
 new output matches within the tolerance, nbval is handed the stored text; otherwise nbval
 reports its usual side-by-side difference.
 """
