@@ -3,11 +3,19 @@ numbers (one thread, the CPU kernels' code paths, the quick profile on the CPU);
 applied here, before anything imports torch, so that nbval's kernels and every subprocess
 inherit it. ``tests/nbval_tolerance.py`` compares checked outputs with a numeric tolerance."""
 
+import os
+
 from tests import numerics
 
 numerics.apply()
 
 pytest_plugins = ["tests.nbval_tolerance"]
+
+
+def pytest_report_header():
+    """Say under which settings the notebooks' numbers are checked."""
+    keys = [*numerics.FORCED, *numerics.DEFAULTS]
+    return "checked numerics (tests/numerics.py): " + " ".join(f"{k}={os.environ[k]}" for k in keys)
 
 
 def pytest_terminal_summary(terminalreporter):
