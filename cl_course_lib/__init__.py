@@ -7,17 +7,17 @@
     result.acc_matrix.acc, result.acc_matrix.bwt
 """
 
-from . import checks, config, distillation, gradients, importance, memory, metrics, models, plots, strategies, widgets
+from . import (checkpoint, checks, config, distillation, gradients, importance, memory, metrics, models, plots,
+               strategies, validation, widgets)
 from .config import by_profile, device, profile, seed_everything
-from .data import benchmarks, streams, vision
+from .data import benchmarks, inputs, loading, streams, vision
 from .show import show_source
-from .train import Result, run
+from .train import Result, accuracy, evaluate, run
 
 config.apply_thread_setting()
 
 __all__ = [
-    "Result", "benchmarks", "by_profile", "checks", "config", "device", "distillation", "gradients", "importance",
-    "memory", "metrics", "models",
-    "plots", "profile", "run", "seed_everything", "show_source", "strategies", "streams",
-    "vision", "widgets",
+    "Result", "accuracy", "benchmarks", "by_profile", "checkpoint", "checks", "config", "device", "distillation",
+    "evaluate", "gradients", "importance", "inputs", "loading", "memory", "metrics", "models", "plots", "profile",
+    "run", "seed_everything", "show_source", "strategies", "streams", "validation", "vision", "widgets",
 ]

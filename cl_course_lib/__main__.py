@@ -10,8 +10,6 @@ from pathlib import Path
 
 COURSE_ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ("split_mnist", "permuted_mnist", "rotated_mnist")
-STRATEGIES = ("naive", "joint", "cumulative", "l2", "ewc", "online_ewc", "si", "mas", "replay", "gem", "agem", "lwf",
-              "pnn")
 
 
 
@@ -71,8 +69,8 @@ def run_benchmark(args) -> int:
     bench = getattr(cl.benchmarks, args.benchmark)(args.scenario, **bench_kwargs)
     model = make_model(args, bench)
     strategy = make_strategy(args, model)
-    result = cl.run(strategy, bench, epochs=args.epochs, batch_size=args.batch_size,
-                    device=args.device, progress=not args.json, name=args.strategy)
+    result = cl.run(strategy, bench, epochs=args.epochs, batch_size=args.batch_size, device=args.device,
+                    checkpoint_dir=args.checkpoint_dir, progress=not args.json, name=args.strategy)
     options = {key: value for key, value in vars(args).items() if key != "func"}
     report = {"acc_matrix": result.acc_matrix.values.round(4).tolist(), **result.summary(),
               "settings": {**options, **result.settings}}
@@ -97,43 +95,39 @@ def make_model(args, bench):
     return cl.models.MLP(in_features, args.hidden, bench.n_outputs, heads=bench.n_heads)
 
 
-def make_strategy(args, model):
-    """The strategy named by ``--strategy``, with its own hyperparameters from the flags."""
-    import cl_course_lib as cl
+# The flags of each method's own keyword arguments (unset flags: the class default, or the
+# value tuned for the scenario in strategies/tuned.py).
+METHOD_FLAGS = {
+    "l2": {"lam": "l2_lambda"},
+    "ewc": {"lam": "ewc_lambda", "fisher_kind": "fisher_kind", "fisher_samples": "fisher_samples"},
+    "online_ewc": {"lam": "online_ewc_lambda", "gamma": "online_ewc_gamma", "fisher_kind": "fisher_kind",
+                   "fisher_samples": "fisher_samples"},
+    "si": {"c": "si_c", "xi": "si_xi"},
+    "mas": {"lam": "mas_lambda"},
+    "replay": {"mem_size": "mem_size", "buffer": "buffer"},
+    "gem": {"mem_size": "mem_size", "margin": "gem_margin"},
+    "agem": {"mem_size": "mem_size"},
+    "lwf": {"alpha": "lwf_alpha", "temperature": "temperature"},
+}
+STEP_FLAGS = ("lr", "optimizer", "weight_decay", "precision", "clip_grad_norm", "schedule", "warmup")
 
+
+def make_strategy(args, model):
+    """The strategy named by ``--strategy`` (``strategies.STRATEGIES``), with the flags given."""
+    from cl_course_lib.strategies import STRATEGIES
     from cl_course_lib.strategies.tuned import TUNED
 
-    def given(**kwargs):
-        """Flags left unset take the value tuned for this scenario (chapter 3's sweep)."""
-        tuned = dict(TUNED.get(args.strategy, {}).get(args.scenario, {}))
-        return tuned | {key: value for key, value in kwargs.items() if value is not None}
-
-    chosen = {key: value for key, value in (("lr", args.lr), ("optimizer", args.optimizer)) if value is not None}
-    common = {"lr": 1e-3, "optimizer": "adam"} | chosen
-    fisher = {key: value for key, value in (("fisher_kind", args.fisher_kind),
-                                             ("fisher_samples", args.fisher_samples)) if value is not None}
-    s = cl.strategies
-    makers = {
-        "naive": lambda: s.Naive(model, **common),
-        "joint": lambda: s.Joint(model, **common),
-        "cumulative": lambda: s.Cumulative(model, **common),
-        "l2": lambda: s.L2(model, **given(lam=args.l2_lambda), **common),
-        "ewc": lambda: s.EWC(model, **given(lam=args.ewc_lambda), **fisher, **common),
-        "online_ewc": lambda: s.OnlineEWC(model, **given(lam=args.online_ewc_lambda, gamma=args.online_ewc_gamma),
-                                          **fisher, **common),
-        "si": lambda: s.SI(model, **given(c=args.si_c, xi=args.si_xi), **common),
-        "mas": lambda: s.MAS(model, **given(lam=args.mas_lambda), **common),
-        "replay": lambda: s.Replay(model, mem_size=args.mem_size, buffer=args.buffer, **common),
-        # GEM keeps its own optimiser and lr (Hsu et al. 2018: SGD, 0.01) unless they are given
-        "gem": lambda: s.GEM(model, mem_size=args.mem_size, **given(margin=args.gem_margin), **chosen),
-        "agem": lambda: s.AGEM(model, mem_size=args.mem_size, **common),
-        "lwf": lambda: s.LwF(model, **given(alpha=args.lwf_alpha, temperature=args.temperature), **common),
-        "pnn": lambda: s.PNN(model, **common),
-    }
-    return makers[args.strategy]()
+    given = {kwarg: getattr(args, flag) for kwarg, flag in METHOD_FLAGS.get(args.strategy, {}).items()}
+    given |= {flag: getattr(args, flag) for flag in STEP_FLAGS}
+    kwargs = TUNED.get(args.strategy, {}).get(args.scenario, {}) | {k: v for k, v in given.items() if v is not None}
+    return STRATEGIES[args.strategy](model, **kwargs)
 
 
 def parser() -> argparse.ArgumentParser:
+    from cl_course_lib.data.benchmarks import SCENARIOS
+    from cl_course_lib.strategies import STRATEGIES
+    from cl_course_lib.strategies.base import OPTIMIZERS, PRECISIONS, SCHEDULES
+
     top = argparse.ArgumentParser(prog="python -m cl_course_lib", description=__doc__)
     sub = top.add_subparsers(dest="command", required=True)
     sub.add_parser("doctor", help=doctor.__doc__).set_defaults(func=doctor)
@@ -143,12 +137,18 @@ def parser() -> argparse.ArgumentParser:
     ex.set_defaults(func=start_exercise)
     r = sub.add_parser("run", help=run_benchmark.__doc__)
     r.add_argument("--benchmark", choices=BENCHMARKS, default="split_mnist")
-    r.add_argument("--scenario", choices=("task", "domain", "class"), default="class")
-    r.add_argument("--strategy", choices=STRATEGIES, default="naive")
+    r.add_argument("--scenario", choices=SCENARIOS, default="class")
+    r.add_argument("--strategy", choices=list(STRATEGIES), default="naive")
     r.add_argument("--epochs", type=int, default=4)
     r.add_argument("--batch-size", type=int, default=128)
     r.add_argument("--lr", type=float, default=None, help="default 1e-3 (gem: 0.01)")
-    r.add_argument("--optimizer", choices=("adam", "sgd"), default=None, help="default adam (gem: sgd)")
+    r.add_argument("--optimizer", choices=list(OPTIMIZERS), default=None, help="default adam (gem: sgd)")
+    r.add_argument("--weight-decay", type=float, default=None, help="default 0")
+    r.add_argument("--precision", choices=list(PRECISIONS), default=None, help="default fp32; bf16 or fp16 autocast")
+    r.add_argument("--clip-grad-norm", type=float, default=None, help="clip the gradient norm to this (default: no)")
+    r.add_argument("--schedule", choices=SCHEDULES, default=None, help="learning rate per task (default constant)")
+    r.add_argument("--warmup", type=float, default=None, help="linear schedule: warm-up fraction of a task's steps")
+    r.add_argument("--checkpoint-dir", default=None, help="checkpoint after every task here; rerun to resume")
     r.add_argument("--hidden", type=int, nargs="+", default=[400, 400], help="hidden layer widths")
     r.add_argument("--n-tasks", type=int, default=10, help="tasks of permuted_mnist")
     r.add_argument("--max-train-per-task", type=int, default=None)
@@ -165,7 +165,7 @@ def parser() -> argparse.ArgumentParser:
     reg.add_argument("--fisher-kind", choices=("true", "empirical"), default=None)
     reg.add_argument("--fisher-samples", type=int, default=None)
     mem = r.add_argument_group("replay, GEM, A-GEM, LwF (chapter 4)")
-    mem.add_argument("--mem-size", type=int, default=1000, help="samples stored in all (replay, gem, agem)")
+    mem.add_argument("--mem-size", type=int, default=None, help="samples stored in all (replay, gem, agem; default 1000)")
     mem.add_argument("--buffer", choices=("reservoir", "class_balanced"), default="reservoir", help="replay's buffer")
     mem.add_argument("--gem-margin", type=float, default=None, help="GEM's memory strength γ (default 0.5)")
     mem.add_argument("--lwf-alpha", type=float, default=None, help="LwF's distillation weight (default 1)")

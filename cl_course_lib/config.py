@@ -18,6 +18,8 @@ import random
 import numpy as np
 import torch
 
+from .validation import check
+
 PROFILES = ("quick", "full")
 
 
@@ -26,12 +28,8 @@ def profile() -> str:
     chosen = os.environ.get("CL_COURSE_PROFILE", "").strip().lower()
     if not chosen:
         return "full" if torch.cuda.is_available() else "quick"
-    if chosen not in PROFILES:
-        raise ValueError(
-            f"CL_COURSE_PROFILE={chosen!r} is not a profile; use one of {PROFILES} "
-            "(or unset it to choose by hardware)."
-        )
-    return chosen
+    return check("CL_COURSE_PROFILE", chosen, one_of=PROFILES,
+                 fix="Set it to 'quick' or 'full', or unset it to choose by hardware.")
 
 
 def by_profile(*, quick, full):
@@ -60,8 +58,7 @@ def device() -> torch.device:
 def seed_everything(seed: int = 0, *, deterministic: bool = True) -> None:
     """Seed Python, NumPy and torch; with ``deterministic`` also ask torch for
     deterministic kernels, so that notebooks print the same numbers on every run."""
-    if not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}.")
+    seed = int(check("seed", seed, integer=True, at_least=0, example=0))  # int(): random.seed refuses NumPy ints
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -76,6 +73,7 @@ def apply_thread_setting() -> int:
     wanted = os.environ.get("CL_COURSE_THREADS", "").strip()
     if wanted:
         if not wanted.isdigit() or int(wanted) < 1:
-            raise ValueError(f"CL_COURSE_THREADS={wanted!r} must be a positive integer.")
+            raise ValueError(f"CL_COURSE_THREADS={wanted!r} is not allowed: it must be a positive integer. "
+                             "Set e.g. CL_COURSE_THREADS=1, or unset it to keep torch's default.")
         torch.set_num_threads(int(wanted))
     return torch.get_num_threads()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .validation import check
+
 
 def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
                       temperature: float = 2.0) -> torch.Tensor:
@@ -18,8 +20,7 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     ``−Σ p_t log p_s`` of Li & Hoiem (2016, eq. 2) by the teacher's entropy, a constant:
     the gradients are the same. The teacher gets no gradient.
     """
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, e.g. 2.0; got {temperature!r}.")
+    check("temperature", temperature, number=True, above=0, example=2.0)
     log_student = F.log_softmax(student_logits / temperature, dim=1)
     log_teacher = F.log_softmax(teacher_logits.detach() / temperature, dim=1)
     return temperature**2 * F.kl_div(log_student, log_teacher, log_target=True, reduction="batchmean")

@@ -25,7 +25,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
+from .data import inputs
 from .data.benchmarks import TaskData
+from .data.loading import batches
+from .validation import check
 
 FISHER_KINDS = ("true", "empirical")
 Importance = dict[str, torch.Tensor]  # parameter name -> tensor of the parameter's shape
@@ -44,17 +47,15 @@ def per_sample_gradient_moment(model: nn.Module, data: TaskData, f: PerSampleFun
 
     ``method``: ``"linear"`` (the closed form for ``nn.Linear`` layers), ``"vmap"``
     (``torch.func``, any model) or ``"auto"`` (the closed form when the model allows it).
-    The model runs in eval mode (no dropout noise, BatchNorm with running statistics).
+    The model runs in eval mode (no dropout noise, BatchNorm with running statistics), on
+    batches of ``data`` moved to its device (``data.loading.batches``): inputs of any nesting.
     """
     if not isinstance(data.task, int):
         raise ValueError("importance is computed one task at a time: pass a task's TaskData "
                          "(its .task is an int), not a merged set.")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int; got {batch_size!r}.")
-    if power not in (1, 2):
-        raise ValueError(f"power must be 1 (absolute values) or 2 (squares); got {power!r}.")
-    if method not in ("auto", "linear", "vmap"):
-        raise ValueError(f"method={method!r} is not one of ('auto', 'linear', 'vmap').")
+    check("batch_size", batch_size, integer=True, at_least=1, example=256)
+    check("power", power, one_of=(1, 2), fix="Use 1 (absolute values) or 2 (squares).")
+    check("method", method, one_of=("auto", "linear", "vmap"))
     owners = _linear_owners(model)
     if method == "linear" and owners is None:
         raise ValueError("method='linear' needs every trainable parameter to be the weight or bias of an "
@@ -65,9 +66,8 @@ def per_sample_gradient_moment(model: nn.Module, data: TaskData, f: PerSampleFun
     total = {name: torch.zeros_like(p) for name, p in trainable_parameters(model).items()}
     batch_moment = _vmap_moment if method == "vmap" or owners is None else _linear_moment
     try:
-        for start in range(0, n, batch_size):
-            x, y = data.x[start:min(start + batch_size, n)], data.y[start:min(start + batch_size, n)]
-            for name, value in batch_moment(model, x, y, data.task, f, power, owners).items():
+        for x, y, task in batches(data.subset(slice(0, n)), batch_size, device=_device_of(model), shuffle=False):
+            for name, value in batch_moment(model, x, y, task, f, power, owners).items():
                 total[name] += value
     finally:
         model.train(was_training)
@@ -123,7 +123,8 @@ def _vmap_moment(model, x, y, task, f, power, _owners) -> Importance:
     params, buffers = trainable_parameters(model), dict(model.named_buffers())
 
     def one_sample(p, x1, y1):
-        return f(functional_call(model, (p, buffers), (x1.unsqueeze(0), task)), y1.unsqueeze(0))[0]
+        return f(functional_call(model, (p, buffers), (inputs.apply(lambda t: t.unsqueeze(0), x1), task)),
+                 y1.unsqueeze(0))[0]
 
     transform = torch.square_ if power == 2 else torch.abs_
     out = {}
@@ -154,19 +155,24 @@ def fisher_diagonal(model: nn.Module, data: TaskData, *, kind: str = "true", bat
     per-sample gradients are reduced (see ``per_sample_gradient_moment``); every method
     gives the same numbers.
     """
-    if kind not in FISHER_KINDS:
-        raise ValueError(f"kind={kind!r} is not one of {FISHER_KINDS}: 'true' samples labels from the "
-                         "model, 'empirical' uses the data labels.")
+    check("kind", kind, one_of=FISHER_KINDS, fix="Use 'true' (labels sampled from the model) or 'empirical' "
+          "(the data labels).")
     if kind == "true":
+        n = len(data) if max_samples is None else min(max_samples, len(data))
+        data = data.subset(slice(0, n))
         with torch.no_grad():
             model_was_training = model.training
-            n = len(data) if max_samples is None else min(max_samples, len(data))
-            logits = model.eval()(data.x[:n], data.task)
+            logits = torch.cat([model.eval()(x, task) for x, _, task in
+                                batches(data, batch_size, device=_device_of(model), shuffle=False)])
             model.train(model_was_training)
             sampled = torch.multinomial(F.softmax(logits, dim=1), 1, generator=generator)[:, 0]
-        data = TaskData(data.x[:n], sampled, data.task)
+        data = TaskData(data.x, sampled.to(data.y.device), data.task)
     return per_sample_gradient_moment(model, data, log_likelihood, 2, batch_size=batch_size,
                                       max_samples=max_samples, method=method)
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
 
 
 def log_likelihood(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

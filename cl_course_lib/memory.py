@@ -6,16 +6,17 @@
   (the episodic memory of GEM and A-GEM, as in Hsu et al. 2018's code).
 
 Storage is allocated on the first ``add``, on the device and with the dtype of the data
-added; ``sample`` draws without replacement. Every random draw takes an optional
+added, for inputs of any nesting (``data.inputs``: a tensor, or a tokenizer's dict); ``sample`` draws without replacement. Every random draw takes an optional
 ``torch.Generator`` (CPU), else the global generator (seeded by ``seed_everything``).
 """
 
 from __future__ import annotations
 
 import torch
-from sklearn.utils import check_scalar
 
+from .data import inputs
 from .data.benchmarks import TaskData
+from .validation import check
 
 
 def reservoir_slots(seen: int, size: int, draws: torch.Tensor) -> torch.Tensor:
@@ -51,14 +52,14 @@ class _Buffer:
     """Storage shared by the buffers: ``size`` slots of (x, y, task id), ``filled`` marks the used ones."""
 
     def __init__(self, size: int, *, generator: torch.Generator | None = None):
-        self.size = check_scalar(size, "size", int, min_val=1)
+        self.size = check("size", size, integer=True, at_least=1, example=1000)
         self.generator = generator
         self.seen = 0  # samples offered to add() so far
         self.x = self.y = self.task = self.filled = None
 
     def _allocate(self, x: torch.Tensor, y: torch.Tensor) -> None:
         if self.x is None:  # lazily, on the data's device and dtype
-            self.x = x.new_zeros((self.size, *x.shape[1:]))
+            self.x = inputs.empty_like(x, self.size)
             self.y = y.new_zeros(self.size)
             self.task = torch.zeros(self.size, dtype=torch.long, device=y.device)
             self.filled = torch.zeros(self.size, dtype=torch.bool, device=y.device)
@@ -66,7 +67,8 @@ class _Buffer:
     def _write(self, slots: torch.Tensor, x, y, task_ids) -> None:
         """Write sample i to slot ``slots[i]`` (−1: skip), one by one in order."""
         written, source = _last_writer(slots, self.size)
-        self.x[written], self.y[written], self.task[written] = x[source], y[source], task_ids[source]
+        inputs.assign(self.x, written, x, source)
+        self.y[written], self.task[written] = y[source], task_ids[source]
         self.filled[written] = True
 
     def __len__(self) -> int:
@@ -78,17 +80,28 @@ class _Buffer:
         if not len(self):
             raise ValueError("the buffer is empty: add() samples before reading its data.")
         index = self.filled.nonzero().squeeze(1)
-        return TaskData(self.x[index], self.y[index], self.task[index])
+        return TaskData(inputs.select(self.x, index), self.y[index], self.task[index])
 
     def sample(self, n: int, generator: torch.Generator | None = None):
         """``min(n, len(self))`` stored samples, uniformly without replacement: ``(x, y, task_ids)``."""
-        check_scalar(n, "n", int, min_val=1)
+        check("n", n, integer=True, at_least=1, example=128)
         if not len(self):
             raise ValueError("cannot sample from an empty buffer: add() samples first.")
         stored = self.filled.nonzero().squeeze(1)
         pick = torch.randperm(len(stored), generator=generator or self.generator)[:n].to(stored.device)
         index = stored[pick]
-        return self.x[index], self.y[index], self.task[index]
+        return inputs.select(self.x, index), self.y[index], self.task[index]
+
+    def state_dict(self) -> dict:
+        """The stored samples, the counters and the generator's state (for checkpoints)."""
+        return {"seen": self.seen, "x": self.x, "y": self.y, "task": self.task, "filled": self.filled,
+                "generator": None if self.generator is None else self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore ``state_dict()``'s state."""
+        self.seen, self.x, self.y, self.task, self.filled = (state[k] for k in ("seen", "x", "y", "task", "filled"))
+        if state["generator"] is not None:
+            self.generator.set_state(state["generator"].cpu())
 
     def per_class_counts(self) -> dict[int, int]:
         """How many stored samples each label has."""
@@ -129,6 +142,13 @@ class ClassBalancedBuffer(_Buffer):
         super().__init__(size, generator=generator)
         self.classes: list[int] = []  # in order of arrival
         self.class_seen: dict[int, int] = {}
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "classes": list(self.classes), "class_seen": dict(self.class_seen)}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.classes, self.class_seen = list(state["classes"]), dict(state["class_seen"])
 
     def quota(self, label: int) -> int:
         k, r = len(self.classes), self.classes.index(label)
@@ -183,10 +203,23 @@ class EpisodicMemory(_Buffer):
         pick = torch.randperm(len(data), generator=self.generator)[:per_task].to(data.y.device)
         x, y, _ = data.batch(pick)
         new = TaskData(x, y, _task_ids(data.task, len(data), data.y.device)[pick])
-        kept = [TaskData(t.x[:per_task], t.y[:per_task], t.task[:per_task]) for t in self.tasks] + [new]
+        kept = [t.subset(slice(0, per_task)) for t in self.tasks] + [new]
         merged = TaskData.concat(kept)  # the one copy of the memory; each task's part is a view of it
         self.x, self.y, self.task = merged.x, merged.y, merged.task
         self.filled = torch.ones(len(merged), dtype=torch.bool, device=merged.y.device)
-        starts = [0, *torch.tensor([len(t) for t in kept]).cumsum(0).tolist()]
-        self.tasks = [TaskData(merged.x[a:b], merged.y[a:b], merged.task[a:b]) for a, b in zip(starts[:-1], starts[1:])]
+        self._split(merged, [len(t) for t in kept])
         self.seen += len(data)
+
+    def _split(self, merged: TaskData, lengths: list[int]) -> None:
+        starts = [0, *torch.tensor(lengths, dtype=torch.long).cumsum(0).tolist()]
+        self.tasks = [merged.subset(slice(a, b)) for a, b in zip(starts[:-1], starts[1:])]
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "task_lengths": [len(t) for t in self.tasks]}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        if state["task_lengths"]:
+            self._split(TaskData(self.x, self.y, self.task), state["task_lengths"])
+        else:
+            self.tasks = []

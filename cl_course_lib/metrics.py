@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .validation import check
+
 
 def _validated(matrix) -> np.ndarray:
     """``matrix`` as a float array of shape (T + 1, T), or a ValueError saying what is wrong."""
@@ -26,14 +28,16 @@ def _validated(matrix) -> np.ndarray:
     if r.ndim != 2 or r.shape[0] != r.shape[1] + 1 or r.shape[1] < 1:
         raise ValueError(
             f"an accuracy matrix has shape (T + 1, T): row 0 before training, row i after "
-            f"task i; got shape {r.shape}."
+            f"task i; got shape {r.shape}. Pass a run's matrix, e.g. result.acc_matrix, or T + 1 "
+            "rows of T accuracies."
         )
     return r
 
 
 def _needs_two_tasks(r: np.ndarray, metric: str) -> None:
     if r.shape[1] < 2:
-        raise ValueError(f"{metric} compares tasks with each other, so it needs at least 2 tasks; got 1.")
+        raise ValueError(f"{metric} compares tasks with each other, so it needs at least 2 tasks; got 1. "
+                         "Use it on a run of 2 tasks or more (with one task only ACC is defined).")
 
 
 def average_accuracy(matrix, after: int | None = None) -> float:
@@ -42,9 +46,9 @@ def average_accuracy(matrix, after: int | None = None) -> float:
     With ``after=k`` it is the mean over the tasks seen so far, (1/k) Σ_{j≤k} R[k, j].
     """
     r = _validated(matrix)
-    k = r.shape[1] if after is None else after
-    if not 1 <= k <= r.shape[1]:
-        raise ValueError(f"after must be a task number between 1 and {r.shape[1]}; got {after}.")
+    k = r.shape[1] if after is None else check(
+        "after", after, integer=True, at_least=1, at_most=r.shape[1],
+        fix=f"Pass a task number from 1 to {r.shape[1]}, or leave after out for all tasks.")
     return float(r[k, :k].mean())
 
 
@@ -106,8 +110,8 @@ class AccuracyMatrix:
 
     def up_to(self, k: int) -> "AccuracyMatrix":
         """The matrix as it stood after task ``k``: the first k tasks, rows 0..k."""
-        if not 1 <= k <= self.n_tasks:
-            raise ValueError(f"k must be between 1 and {self.n_tasks}; got {k}.")
+        check("k", k, integer=True, at_least=1, at_most=self.n_tasks,
+              fix=f"Pass a task number from 1 to {self.n_tasks}.")
         return AccuracyMatrix(self.values[: k + 1, :k])
 
     def summary(self) -> dict[str, float]:

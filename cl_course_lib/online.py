@@ -28,15 +28,7 @@ from typing import NamedTuple
 
 import torch
 
-
-def _positive(name: str, value, *, example: str, upper: float | None = None) -> float:
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) and value > 0
-    if ok and upper is not None:
-        ok = value <= upper
-    if not ok:
-        rule = f"a number with 0 < {name} <= {upper}" if upper is not None else "a finite number > 0"
-        raise ValueError(f"{name}={value!r} is invalid: it must be {rule}. Pass e.g. {name}={example}.")
-    return float(value)
+from .validation import check
 
 
 def _stream_shapes(x: torch.Tensor, y: torch.Tensor) -> None:
@@ -88,7 +80,7 @@ def run_sgd(x: torch.Tensor, y: torch.Tensor, *, lr: float, w0: torch.Tensor | N
     grow without bound (and overflow to inf/nan): see :func:`step_size_bounds`.
     """
     _stream_shapes(x, y)
-    lr = _positive("lr", lr, example="0.01")
+    lr = float(check("lr", lr, number=True, above=0, below=math.inf, example=0.01))  # below inf: finite
     n, d = x.shape
     w = torch.zeros(d, dtype=x.dtype) if w0 is None else w0.to(x.dtype).clone()
     predictions = torch.empty(n, dtype=x.dtype)
@@ -168,13 +160,10 @@ class RecursiveLeastSquares:
 
     def __init__(self, n_features: int, *, forgetting: float = 1.0, delta: float = 1e-6,
                  dtype: torch.dtype = torch.float64):
-        if isinstance(n_features, bool) or not isinstance(n_features, int) or n_features < 1:
-            raise ValueError(
-                f"n_features={n_features!r} is invalid: it must be an integer >= 1 (the input "
-                "dimension). Pass e.g. n_features=stream.n_features."
-            )
-        self.forgetting = _positive("forgetting", forgetting, example="0.99", upper=1.0)
-        self.delta = _positive("delta", delta, example="1e-6")
+        check("n_features", n_features, integer=True, at_least=1,
+              fix="Pass the input dimension, e.g. n_features=stream.n_features.")
+        self.forgetting = float(check("forgetting", forgetting, number=True, above=0, at_most=1.0, example=0.99))
+        self.delta = float(check("delta", delta, number=True, above=0, below=math.inf, example=1e-6))
         self.w = torch.zeros(n_features, dtype=dtype)  # (d,)
         self.P = torch.eye(n_features, dtype=dtype) / self.delta  # (d, d), P_0 = δ⁻¹ I
 
@@ -215,8 +204,7 @@ def least_squares(
     ``x`` it returns the minimum-norm solution.
     """
     _stream_shapes(x, y)
-    if isinstance(delta, bool) or not isinstance(delta, (int, float)) or not math.isfinite(delta) or delta < 0:
-        raise ValueError(f"delta={delta!r} is invalid: it must be a finite number >= 0. Pass e.g. delta=0.0.")
+    check("delta", delta, number=True, at_least=0, below=math.inf, example=0.0)
     a, b = x, y
     if sample_weights is not None:
         root = sample_weights.to(x.dtype).sqrt()
@@ -241,12 +229,8 @@ def sliding_window_least_squares(
     Memory of a truly online version: the last ``window`` samples, O(window · d).
     """
     _stream_shapes(x, y)
-    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-        raise ValueError(
-            f"window={window!r} is invalid: it must be an integer >= 1 (how many recent samples "
-            "to fit). Pass e.g. window=200."
-        )
-    delta = _positive("delta", delta, example="1e-6")
+    check("window", window, integer=True, at_least=1, example=200)
+    delta = float(check("delta", delta, number=True, above=0, below=math.inf, example=1e-6))
     n, d = x.shape
     zeros_dd = torch.zeros(1, d, d, dtype=x.dtype)
     outer_sums = torch.cat([zeros_dd, torch.cumsum(x[:, :, None] * x[:, None, :], dim=0)])  # (n+1, d, d)

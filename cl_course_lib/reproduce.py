@@ -37,9 +37,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import config, strategies
+from . import config
 from .data.benchmarks import SCENARIOS, Benchmark, TaskData, split_mnist
 from .models import MLP, ProgressiveNet
+from .strategies import STRATEGIES
 from .strategies.tuned import TUNED
 from .train import run
 
@@ -54,10 +55,6 @@ PUBLISHED = {
     "replay": {"task": 99.40, "domain": 95.16, "class": 90.78},  # "Naive rehearsal"
     "gem": {"task": 98.42, "domain": 96.16, "class": 92.20},
 }
-STRATEGIES = {"naive": strategies.Naive, "joint": strategies.Joint, "l2": strategies.L2,
-              "ewc": strategies.EWC, "online_ewc": strategies.OnlineEWC, "si": strategies.SI,
-              "mas": strategies.MAS, "replay": strategies.Replay, "gem": strategies.GEM,
-              "agem": strategies.AGEM, "lwf": strategies.LwF, "pnn": strategies.PNN}
 PROTOCOL = {"hidden": [400, 400], "optimizer": "adam", "lr": 1e-3, "batch_size": 128, "epochs": 4}
 # The methods of results/hsu2018_regularization.json, the default of ``reproduce``.
 REGULARIZATION_TABLE = ("naive", "joint", "l2", "ewc", "online_ewc", "si", "mas")

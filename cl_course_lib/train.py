@@ -1,19 +1,41 @@
-"""``run``: the one training loop of the course, and the ``Result`` it returns."""
+"""``run``: the one training loop of the course, and the ``Result`` it returns.
+
+The device contract, which every chapter follows:
+
+- ``cl.device()`` is the course's device (``CL_COURSE_DEVICE``, else cuda > mps > cpu), and
+  the default of ``run(device=...)``. A cell that builds tensors or a model to call
+  directly asks for it: ``x.to(cl.device())``; never a fixed ``"cpu"`` or ``"cuda"``.
+- ``run`` moves the strategy's model to its device and **leaves it there** (in eval mode)
+  after the run. The benchmark passed in is not changed: its tensors stay where they were
+  built (the CPU); ``run`` trains on its own copy on the device (``placement="device"``),
+  or on batches copied from the host (``placement="host"``, a ``DataLoader`` with pinned
+  memory, for data that does not fit; ``"auto"`` chooses).
+- Functions that take a model and data (``accuracy``, ``evaluate``, ``importance``, the
+  memories) move each batch to the model's device themselves. Numbers for printing and
+  asserting come back with ``.item()``, ``.tolist()`` or ``.cpu()``; float64 only on the
+  CPU (MPS has none).
+"""
 
 from __future__ import annotations
 
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import config
+from . import checkpoint, config
+from .data import inputs
 from .data.benchmarks import Benchmark, TaskData
+from .data.loading import batches, n_batches
 from .metrics import AccuracyMatrix
 from .strategies.base import Strategy
+from .validation import check
+
+PLACEMENTS = ("auto", "device", "host")
 
 
 @dataclass
@@ -41,11 +63,12 @@ class Result:
 
 @torch.no_grad()
 def accuracy(model: torch.nn.Module, data: TaskData, batch_size: int = 4096) -> float:
-    """Fraction of ``data`` whose arg-max logit is the label (model in eval mode)."""
+    """Fraction of ``data`` whose arg-max logit is the label (model in eval mode, on its
+    device; ``data`` may live anywhere)."""
     model.eval()
-    correct = torch.zeros((), dtype=torch.long, device=data.y.device)
-    for start in range(0, len(data), batch_size):
-        x, y, task = data.batch(torch.arange(start, min(start + batch_size, len(data)), device=data.y.device))
+    device = next(model.parameters()).device
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    for x, y, task in batches(data, batch_size, device=device, shuffle=False):
         correct += (model(x, task).argmax(dim=1) == y).sum()
     return correct.item() / len(data)
 
@@ -56,35 +79,55 @@ def evaluate(model: torch.nn.Module, benchmark: Benchmark) -> list[float]:
 
 
 def run(strategy: Strategy, benchmark: Benchmark, *, epochs: int = 1, batch_size: int = 128,
-        device: torch.device | str | None = None, progress: bool = True, name: str = "") -> Result:
+        device: torch.device | str | None = None, placement: str = "auto", workers: int = 0,
+        checkpoint_dir: str | Path | None = None, progress: bool = True, name: str = "") -> Result:
     """Train ``strategy`` on each task of ``benchmark`` in turn, evaluating on every task
     after every task (and once before training, for forward transfer).
 
-    Data stays on ``device`` (default ``config.device()``) and is batched by index.
+    ``device`` defaults to ``config.device()``; ``placement`` says where the data lives
+    while training (see the module docstring; ``workers`` DataLoader processes for
+    ``"host"``). With ``checkpoint_dir``, a checkpoint is written after every task and a
+    rerun with the same arguments resumes after the last one (``checkpoint``).
     """
     _check_run_arguments(strategy, benchmark, epochs, batch_size)
+    check("placement", placement, one_of=PLACEMENTS)
+    check("workers", workers, integer=True, at_least=0, example=2)
     device = torch.device(device) if device is not None else config.device()
+    expected = checkpoint.fingerprint(strategy, benchmark, epochs, batch_size) if checkpoint_dir else None
     model = strategy.model.to(device)
-    benchmark = benchmark.to(device)
-    bar = tqdm(total=epochs * benchmark.n_tasks, desc=name or type(strategy).__name__,
+    benchmark = benchmark.to(device) if _on_device(benchmark, device, placement) else benchmark
+    strategy.setup(benchmark)
+    saved = checkpoint.load(checkpoint_dir, expected) if checkpoint_dir else None
+    if saved is None:
+        done, losses, task_starts, timer = 0, [], [], {"train": 0.0, "eval": 0.0}
+        with _timed(timer, "eval", device):
+            rows = [evaluate(model, benchmark)]
+    else:
+        strategy.load_state_dict(saved["strategy"])
+        checkpoint.set_random_states(saved["rng"])
+        done, rows, task_starts, timer = (saved["progress"][k] for k in ("tasks", "rows", "task_starts", "timer"))
+        losses = list(saved["progress"]["losses"].to(device).unbind())
+    bar = tqdm(total=epochs * benchmark.n_tasks, initial=epochs * done, desc=name or type(strategy).__name__,
                unit="epoch", disable=not progress)
-    timer = {"train": 0.0, "eval": 0.0}
-    with _timed(timer, "eval", device):
-        rows = [evaluate(model, benchmark)]
-    losses, task_starts = [], []
-    for t, task in enumerate(benchmark.tasks):
+    for t in range(done, benchmark.n_tasks):
+        task = benchmark.tasks[t]
         task_starts.append(len(losses))
         with _timed(timer, "train", device):
             strategy.before_task(task)
             data = strategy.training_set(benchmark, t)
+            strategy.plan_steps(epochs * n_batches(data, batch_size))
             for _ in range(epochs):
-                for index in _batches(data, batch_size, device):
-                    losses.append(strategy.observe(*data.batch(index))["loss"])
+                for x, y, task_id in batches(data, batch_size, device=device, shuffle=True, workers=workers) if data is not None else ():
+                    losses.append(strategy.observe(x, y, task_id)["loss"])
                 bar.update()
                 bar.set_postfix(task=t + 1, loss=f"{losses[-1].item():.3f}" if losses else "-")
             strategy.after_task(task)
         with _timed(timer, "eval", device):
             rows.append(evaluate(model, benchmark))
+        if checkpoint_dir:
+            checkpoint.save(checkpoint_dir, expected, strategy, {
+                "tasks": t + 1, "rows": rows, "task_starts": task_starts, "timer": timer,
+                "losses": torch.stack(losses).cpu() if losses else torch.empty(0)})
     bar.close()
     return Result(name or type(strategy).__name__, AccuracyMatrix(np.array(rows)),
                   torch.stack(losses).cpu().numpy() if losses else np.empty(0), task_starts,
@@ -93,9 +136,15 @@ def run(strategy: Strategy, benchmark: Benchmark, *, epochs: int = 1, batch_size
                    "batch_size": batch_size, "device": str(device)})
 
 
-def _batches(data: TaskData | None, batch_size: int, device: torch.device) -> tuple[torch.Tensor, ...]:
-    """Shuffled mini-batch indices for one epoch (none when there is nothing to train on)."""
-    return () if data is None else torch.randperm(len(data), device=device).split(batch_size)
+def _on_device(benchmark: Benchmark, device: torch.device, placement: str) -> bool:
+    """Whether the data goes to the device: always on the CPU (the host is the device),
+    else for "auto" when it takes at most half the device's free memory."""
+    if placement != "auto" or device.type == "cpu":
+        return placement != "host"
+    size = sum(t.nbytes for task in benchmark.tasks for part in (task.train, task.test)
+               for t in inputs.tensors(part.x) + [part.y])
+    free = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else float("inf")
+    return size <= free / 2
 
 
 @contextmanager
@@ -119,20 +168,22 @@ def _check_run_arguments(strategy, benchmark, epochs, batch_size) -> None:
                         f"got {type(strategy).__name__}.")
     if not isinstance(benchmark, Benchmark):
         raise TypeError(f"benchmark must be a Benchmark (e.g. benchmarks.split_mnist()); got {type(benchmark).__name__}.")
-    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int; got {value!r}.")
-    # Probe the model on one sample through the last head the benchmark will use.
-    model, x = strategy.model, benchmark.tasks[0].test.x[:1]
+    check("epochs", epochs, integer=True, at_least=1, example=1)
+    check("batch_size", batch_size, integer=True, at_least=1, example=128)
+    # Probe the model on two samples through the first and the last head the benchmark uses.
+    model, x = strategy.model, inputs.select(benchmark.tasks[0].test.x, slice(0, 2))
+    x = inputs.to(x, next(model.parameters()).device)
     try:
         with torch.no_grad():
-            n_out = model.eval()(x.to(next(model.parameters()).device), benchmark.n_heads - 1).shape[-1]
+            first, last = model.eval()(x, 0), model(x, benchmark.n_heads - 1)
     except IndexError:
-        n_out = None
-    n_heads = getattr(model, "n_heads", benchmark.n_heads)  # models of this library say how many
-    if (n_out, n_heads) != (benchmark.n_outputs, benchmark.n_heads):
+        first = last = None
+    fits = last is not None and last.shape[-1] == benchmark.n_outputs
+    if fits and benchmark.n_heads > 1 and torch.equal(first, last):
+        fits = False  # the same outputs through every head: a one-head model, which ignores the task id
+    if not fits:
         raise ValueError(
             f"the model does not fit the {benchmark.scenario}-incremental benchmark, which needs "
-            f"{benchmark.n_heads} head(s) of {benchmark.n_outputs} outputs (the model has {n_heads} "
-            f"head(s){'' if n_out is None else f' of {n_out} outputs'}): build it with "
-            "n_outputs=bench.n_outputs, heads=bench.n_heads.")
+            f"{benchmark.n_heads} head(s) of {benchmark.n_outputs} outputs"
+            f"{'' if last is None else f' (the model gives {last.shape[-1]} outputs through head {benchmark.n_heads - 1})'}"
+            ": build it with n_outputs=bench.n_outputs, heads=bench.n_heads.")

@@ -46,7 +46,8 @@ class FrameExplorer(widgets.VBox):
         start_step: int = -1,
     ):
         if not choices or not steps:
-            raise ValueError("FrameExplorer needs at least one choice and one step to show.")
+            raise ValueError("FrameExplorer needs at least one choice and one step to show. Pass non-empty "
+                             "lists, e.g. choices=['run'], steps=['1', '2'].")
         self._draw = draw
         self.choices, self.steps = list(choices), list(steps)
         self.start_step = start_step % len(self.steps)
@@ -95,11 +96,13 @@ class AccuracyExplorer(FrameExplorer):
 
     def __init__(self, results: dict):
         if not results:
-            raise ValueError("AccuracyExplorer needs at least one run: a dict {label: Result}.")
+            raise ValueError(f"AccuracyExplorer needs at least one run; got {results!r}. Pass a dict "
+                             "{label: Result}, e.g. AccuracyExplorer({'finetune': result}).")
         self.results = dict(results)
         n_tasks = {plots.as_matrix(r).n_tasks for r in self.results.values()}
         if len(n_tasks) != 1:
-            raise ValueError(f"all runs must have the same number of tasks to share a slider; got {sorted(n_tasks)}.")
+            raise ValueError(f"all runs must have the same number of tasks to share a slider; got {sorted(n_tasks)}. "
+                             "Pass runs of the same benchmark, or one explorer per benchmark.")
         steps = [str(k) for k in range(1, n_tasks.pop() + 1)]
         super().__init__(self._draw_frame, list(self.results), steps,
                          choice_label="run", step_label="after task")

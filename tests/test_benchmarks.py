@@ -87,11 +87,11 @@ def test_concat_carries_task_ids(data):
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    (dict(task_classes=[]), "n_tasks must be a positive int"),
+    (dict(task_classes=[]), "n_tasks=0 is not allowed: n_tasks must be an int >= 1"),
     (dict(task_classes=[(0, 1), (1, 2)]), "more than one task"),
     (dict(task_classes=[(0, 9)]), r"classes \[9\] do not exist"),
     (dict(task_classes=[(0, 1), (2,)]), "same, non-zero number of classes"),
-    (dict(task_classes=[(0, 1)], scenario="clas"), "scenario='clas' is not one of"),
+    (dict(task_classes=[(0, 1)], scenario="clas"), "scenario='clas' is not allowed: scenario must be one of 'task', 'domain', 'class'"),
 ])
 def test_bad_arguments_are_explained(data, kwargs, message):
     kwargs = dict(scenario="class") | kwargs
@@ -106,5 +106,5 @@ def test_empty_task_is_explained(data):
 
 
 def test_permuted_needs_tasks(data):
-    with pytest.raises(ValueError, match="n_tasks must be a positive int"):
+    with pytest.raises(ValueError, match="n_tasks=0 is not allowed: n_tasks must be an int >= 1"):
         permuted(data, 0, scenario="domain")

@@ -72,7 +72,7 @@ def test_start_exercise_unknown_number_lists_the_available_ones(tmp_path, monkey
 @pytest.mark.parametrize("args", [["run", "--epochs", "0", "--max-train-per-task", "10"]])
 def test_invalid_values_give_one_clear_line(args):
     done = run_cli(*args)
-    assert done.returncode == 2 and done.stderr.startswith("error: epochs must be a positive int")
+    assert done.returncode == 2 and done.stderr.startswith("error: epochs=0 is not allowed: epochs must be an int >= 1")
 
 
 def test_unset_hyperparameters_take_the_tuned_values_and_flags_override_them():

@@ -140,8 +140,8 @@ def two_tasks_into(memory):
 
 
 @pytest.mark.parametrize("action,message", [
-    (lambda: ReservoirBuffer(0), "size == 0, must be >= 1"),
-    (lambda: ReservoirBuffer(2.5), "size must be an instance of int"),
+    (lambda: ReservoirBuffer(0), "size=0 is not allowed: size must be .*>="),
+    (lambda: ReservoirBuffer(2.5), "size=2.5 is not allowed: size must be an int"),
     (lambda: ReservoirBuffer(3).sample(2), "cannot sample from an empty buffer"),
     (lambda: ClassBalancedBuffer(3).data, "the buffer is empty"),
     (lambda: two_tasks_into(EpisodicMemory(1)), "cannot hold one sample for each of 2 tasks"),

@@ -146,11 +146,11 @@ def test_task_ids_must_name_a_built_column():
         model(torch.rand(3, 16), 0)
 
 
-@pytest.mark.parametrize("kwargs,message", [(dict(columns=0), "columns must be a positive int"),
-                                            (dict(adapter="conv"), "adapter='conv' is not one of"),
-                                            (dict(adapter_reduction=0), "adapter_reduction must be"),
+@pytest.mark.parametrize("kwargs,message", [(dict(columns=0), "columns=0 is not allowed"),
+                                            (dict(adapter="conv"), "adapter='conv' is not allowed.*'mlp'"),
+                                            (dict(adapter_reduction=0), "adapter_reduction=0 is not allowed"),
                                             (dict(dropout=1.0), "dropout"),
-                                            (dict(hidden=[0]), "hidden must be")])
+                                            (dict(hidden=[0]), r"hidden\[0\]=0 is not allowed")])
 def test_bad_arguments_are_rejected(kwargs, message):
     args = dict(in_features=8, hidden=[4], n_outputs=2, columns=2) | kwargs
     with pytest.raises(ValueError, match=message):

@@ -179,12 +179,12 @@ def test_si_importance_is_nonzero_after_a_real_task():
 
 
 @pytest.mark.parametrize("make,message", [
-    (lambda m: EWC(m, lam=-1.0), "lam == -1.0, must be >= 0.0"),
-    (lambda m: OnlineEWC(m, gamma=1.5), "gamma == 1.5, must be <= 1.0"),
-    (lambda m: SI(m, xi=0.0), "xi == 0.0, must be > 0.0"),
-    (lambda m: EWC(m, fisher_samples=0), "fisher_samples == 0, must be >= 1"),
-    (lambda m: EWC(m, fisher_kind="exact"), "fisher_kind='exact' is not one of"),
+    (lambda m: EWC(m, lam=-1.0), "lam=-1.0 is not allowed: lam must be .*>="),
+    (lambda m: OnlineEWC(m, gamma=1.5), "gamma=1.5 is not allowed: gamma must be .*<="),
+    (lambda m: SI(m, xi=0.0), "xi=0.0 is not allowed: xi must be .*>"),
+    (lambda m: EWC(m, fisher_samples=0), "fisher_samples=0 is not allowed: fisher_samples must be .*>="),
+    (lambda m: EWC(m, fisher_kind="exact"), "fisher_kind='exact' is not allowed: fisher_kind must be one of"),
 ])
 def test_bad_hyperparameters_are_explained(make, message):
-    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ValueError, match=message):
         make(MLP(64, [8], 2))

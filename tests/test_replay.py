@@ -83,15 +83,15 @@ def test_lwf_remembers_the_first_task_in_domain_il_but_not_in_class_il():
 
 
 @pytest.mark.parametrize("make,message", [
-    (lambda m: Replay(m, mem_size=0), "mem_size == 0, must be >= 1"),
-    (lambda m: Replay(m, buffer="ring"), "buffer='ring' is not one of"),
-    (lambda m: Replay(m, replay_batch_size=0), "replay_batch_size == 0, must be >= 1"),
-    (lambda m: GEM(m, margin=-0.1), "margin == -0.1, must be >= 0.0"),
-    (lambda m: GEM(m, memory_batch_size=0), "memory_batch_size == 0, must be >= 1"),
-    (lambda m: AGEM(m, ref_batch_size=0), "ref_batch_size == 0, must be >= 1"),
-    (lambda m: LwF(m, temperature=0.0), "temperature == 0.0, must be > 0.0"),
-    (lambda m: LwF(m, alpha=-1), "alpha == -1, must be >= 0.0"),
+    (lambda m: Replay(m, mem_size=0), "mem_size=0 is not allowed: mem_size must be .*>="),
+    (lambda m: Replay(m, buffer="ring"), "buffer='ring' is not allowed: buffer must be one of"),
+    (lambda m: Replay(m, replay_batch_size=0), "replay_batch_size=0 is not allowed: replay_batch_size must be .*>="),
+    (lambda m: GEM(m, margin=-0.1), "margin=-0.1 is not allowed: margin must be .*>="),
+    (lambda m: GEM(m, memory_batch_size=0), "memory_batch_size=0 is not allowed: memory_batch_size must be .*>="),
+    (lambda m: AGEM(m, ref_batch_size=0), "ref_batch_size=0 is not allowed: ref_batch_size must be .*>="),
+    (lambda m: LwF(m, temperature=0.0), "temperature=0.0 is not allowed: temperature must be .*>"),
+    (lambda m: LwF(m, alpha=-1), "alpha=-1 is not allowed: alpha must be .*>="),
 ])
 def test_bad_hyperparameters_are_explained(make, message):
-    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+    with pytest.raises(ValueError, match=message):
         make(MLP(64, [8], 2))

@@ -189,7 +189,7 @@ def check_lwf_loss(lwf_loss) -> Report:
         from ..strategies import LwF
         model, teacher, x, y, task, old = _lwf_case(12, heads=3, current=2)
         strategy = LwF(model, alpha=1.0, temperature=2.0)
-        strategy.teacher, strategy.old_tasks = teacher, old
+        strategy.teacher, strategy.old_tasks, strategy.multi_head = teacher, old, True
         logits = model(x, task)
         want = (strategy.loss(logits, y) + strategy.alpha * strategy.distillation(x, task, logits)).item()
         got = _scalar(lwf_loss(model, teacher, x, y, task, old, 1.0, 2.0)).item()

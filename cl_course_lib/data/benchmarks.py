@@ -12,7 +12,7 @@ Tuytelaars & Tolias 2022, Nature Machine Intelligence):
   (k·T outputs); the model must also tell *which task* a sample is from.
 
 Every builder returns a :class:`Benchmark` whose tensors live in memory, so the training
-loop batches them by index (no DataLoader). Labels are already mapped for the scenario:
+loop batches them by index (``loading.batches``; a DataLoader only for data kept on the host). Labels are already mapped for the scenario:
 with ``k`` classes per task, the local label of a sample is the position of its class in
 its task, and its global label is ``t·k + local``.
 """
@@ -24,6 +24,8 @@ from typing import Sequence
 
 import torch
 
+from . import inputs
+from ..validation import check
 from .vision import ImageData, load_mnist
 
 SCENARIOS = ("task", "domain", "class")
@@ -33,32 +35,37 @@ SCENARIOS = ("task", "domain", "class")
 class TaskData:
     """Inputs, labels and task ids of one training or test set.
 
-    ``task`` is an ``int`` when every sample comes from one task (the usual case: the model
+    ``x`` is a tensor or a dict/tuple of tensors (``data.inputs``: e.g. a tokenizer's
+    ``input_ids`` and ``attention_mask``), samples along dimension 0. ``task`` is an ``int`` when every sample comes from one task (the usual case: the model
     then runs only that task's head), or a LongTensor of per-sample task ids when sets of
     several tasks are merged (joint training, replay).
     """
 
-    x: torch.Tensor
+    x: inputs.Inputs
     y: torch.Tensor
     task: int | torch.Tensor
 
     def __len__(self) -> int:
         return len(self.y)
 
-    def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int | torch.Tensor]:
+    def batch(self, index: torch.Tensor) -> tuple[inputs.Inputs, torch.Tensor, int | torch.Tensor]:
         """The samples at ``index``: ``(x, y, task)``."""
         task = self.task if isinstance(self.task, int) else self.task[index]
-        return self.x[index], self.y[index], task
+        return inputs.select(self.x, index), self.y[index], task
+
+    def subset(self, index) -> "TaskData":
+        """The samples at ``index`` (a LongTensor or a slice) as a ``TaskData``."""
+        return TaskData(*self.batch(index))
 
     def to(self, device: torch.device) -> "TaskData":
         task = self.task if isinstance(self.task, int) else self.task.to(device)
-        return TaskData(self.x.to(device), self.y.to(device), task)
+        return TaskData(inputs.to(self.x, device), self.y.to(device), task)
 
     @staticmethod
     def concat(parts: Sequence["TaskData"]) -> "TaskData":
         """Merge sets; the result carries per-sample task ids."""
-        ids = [torch.full((len(p),), p.task) if isinstance(p.task, int) else p.task for p in parts]
-        return TaskData(torch.cat([p.x for p in parts]), torch.cat([p.y for p in parts]), torch.cat(ids))
+        ids = [torch.full((len(p),), p.task, device=p.y.device) if isinstance(p.task, int) else p.task for p in parts]
+        return TaskData(inputs.cat([p.x for p in parts]), torch.cat([p.y for p in parts]), torch.cat(ids))
 
 
 @dataclass(frozen=True)
@@ -100,14 +107,12 @@ class Benchmark:
 
 
 def _check_scenario(scenario: str) -> None:
-    if scenario not in SCENARIOS:
-        raise ValueError(f"scenario={scenario!r} is not one of {SCENARIOS}: 'task' (task id given, "
-                         "one head per task), 'domain' (one shared head) or 'class' (one head over all classes).")
+    check("scenario", scenario, one_of=SCENARIOS, fix="Use 'task' (task id given, one head per task), 'domain' "
+          "(one shared head) or 'class' (one head over all classes).")
 
 
 def _check_n_tasks(n_tasks: int) -> None:
-    if not isinstance(n_tasks, int) or n_tasks < 1:
-        raise ValueError(f"n_tasks must be a positive int; got {n_tasks!r}.")
+    check("n_tasks", n_tasks, integer=True, at_least=1, example=5)
 
 
 def _assemble(name, scenario, parts, classes_per_task, input_shape) -> Benchmark:

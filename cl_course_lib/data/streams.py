@@ -19,6 +19,8 @@ from typing import Sequence
 
 import torch
 
+from ..validation import check
+
 DRIFTS = ("none", "abrupt", "gradual")
 FEATURE_DISTS = ("gaussian", "rademacher")
 
@@ -51,24 +53,6 @@ class Stream:
 
     def __len__(self) -> int:
         return self.n_samples
-
-
-def _check_int(name: str, value, *, minimum: int, meaning: str, example: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(
-            f"{name}={value!r} is invalid: it must be an integer >= {minimum} ({meaning}). "
-            f"Pass e.g. {name}={example}."
-        )
-    return value
-
-
-def _check_choice(name: str, value, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise ValueError(
-            f"{name}={value!r} is not one of the allowed values {allowed}. "
-            f"Pass one of them, e.g. {name}={allowed[0]!r}."
-        )
-    return value
 
 
 def _feature_scales(value, n_features: int) -> torch.Tensor:
@@ -113,16 +97,13 @@ def linear_stream(
     every sample has the same length ``‖x_t‖² = Σ_j feature_scales[j]²``, which makes the
     step-size bound of per-sample SGD exact (see ``online.step_size_bounds``).
     """
-    _check_int("n_samples", n_samples, minimum=1, meaning="the number of samples in the stream", example=1000)
-    _check_int("n_features", n_features, minimum=1, meaning="the input dimension", example=5)
-    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not math.isfinite(noise) or noise < 0:
-        raise ValueError(
-            f"noise={noise!r} is invalid: it must be a finite number >= 0 (the standard deviation "
-            "of the target noise). Pass e.g. noise=0.1."
-        )
-    _check_choice("drift", drift, DRIFTS)
-    _check_choice("feature_dist", feature_dist, FEATURE_DISTS)
-    _check_int("seed", seed, minimum=0, meaning="the random seed", example=0)
+    # int(): NumPy ints pass the checks, but torch's seeding and the drift checks below want Python ints.
+    n_samples = int(check("n_samples", n_samples, integer=True, at_least=1, example=1000))
+    n_features = int(check("n_features", n_features, integer=True, at_least=1, example=5))
+    check("noise", noise, number=True, at_least=0, below=math.inf, example=0.1)  # below inf: finite
+    check("drift", drift, one_of=DRIFTS)
+    check("feature_dist", feature_dist, one_of=FEATURE_DISTS)
+    seed = int(check("seed", seed, integer=True, at_least=0, example=0))
     scales = _feature_scales(feature_scales, n_features)
 
     if drift == "none":
@@ -192,7 +173,7 @@ def diabetes_stream(*, seed: int = 0) -> Stream:
     Features and target are standardised (mean 0, standard deviation 1, over the whole set)
     and the rows shuffled with ``seed``. It ships with scikit-learn, so it works offline.
     """
-    _check_int("seed", seed, minimum=0, meaning="the random seed for the order of the samples", example=0)
+    seed = int(check("seed", seed, integer=True, at_least=0, example=0))  # int(): torch refuses NumPy ints
     from sklearn.datasets import load_diabetes
 
     x_np, y_np = load_diabetes(return_X_y=True, scaled=False)

@@ -56,8 +56,9 @@ class ImageData:
         for split in ("train", "test"):
             x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
             if x.dim() != 4 or y.dim() != 1 or len(x) != len(y):
-                raise ValueError(f"x_{split} must be (N, C, H, W) and y_{split} (N,); "
-                                 f"got {tuple(x.shape)} and {tuple(y.shape)}.")
+                raise ValueError(f"x_{split} must be (N, C, H, W) and y_{split} (N,), with the same N; "
+                                 f"got {tuple(x.shape)} and {tuple(y.shape)}. Pass one label per image, "
+                                 "and add the channel axis to (N, H, W) images with x.unsqueeze(1).")
 
     def __repr__(self) -> str:
         return (f"ImageData({self.name!r}, train {len(self.y_train)}, test {len(self.y_test)}, "
@@ -161,12 +162,14 @@ def read_idx(path: Path) -> np.ndarray:
     with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
         data = f.read()
     if len(data) < 4 or data[:3] != b"\x00\x00\x08":
-        raise ValueError(f"{path} is not an unsigned-byte IDX file (magic {data[:4].hex()!r}).")
+        raise ValueError(f"{path} is not an unsigned-byte IDX file (magic {data[:4].hex()!r}). Pass one of "
+                         "the official *-ubyte files, e.g. train-images-idx3-ubyte.gz.")
     ndim = data[3]
     shape = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
     values = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
     if values.size != int(np.prod(shape)):
-        raise ValueError(f"{path} is truncated: header says {shape}, found {values.size} values.")
+        raise ValueError(f"{path} is truncated: header says {shape}, found {values.size} values. Get the file "
+                         "again (for the Debian files: `sudo apt-get install --reinstall dataset-fashion-mnist`).")
     return values.reshape(shape)
 
 

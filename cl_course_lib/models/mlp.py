@@ -7,6 +7,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from ..validation import check
+
 
 class MLP(nn.Module):
     """``in_features → hidden[0] → … → hidden[-1]`` (ReLU) then ``heads`` linear heads of
@@ -21,11 +23,12 @@ class MLP(nn.Module):
 
     def __init__(self, in_features: int, hidden: Sequence[int], n_outputs: int, *, heads: int = 1):
         super().__init__()
-        for name, value in (("in_features", in_features), ("n_outputs", n_outputs), ("heads", heads)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int; got {value!r}.")
-        if any(not isinstance(h, int) or h < 1 for h in hidden):
-            raise ValueError(f"hidden must be a list of positive layer widths, e.g. [400, 400]; got {hidden!r}.")
+        check("in_features", in_features, integer=True, at_least=1, example=784)
+        check("n_outputs", n_outputs, integer=True, at_least=1, example=10)
+        check("heads", heads, integer=True, at_least=1, example=1)
+        for i, width in enumerate(hidden):
+            check(f"hidden[{i}]", width, integer=True, at_least=1,
+                  fix="Pass hidden as a list of positive layer widths, e.g. hidden=[400, 400].")
         widths = [in_features, *hidden]
         layers: list[nn.Module] = [nn.Flatten()]
         for n_in, n_out in zip(widths[:-1], widths[1:]):

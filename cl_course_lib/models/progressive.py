@@ -6,8 +6,9 @@ import math
 from typing import Sequence
 
 import torch
-from sklearn.utils import check_scalar
 from torch import nn
+
+from ..validation import check
 
 ADAPTERS = ("mlp", "linear")
 
@@ -71,7 +72,7 @@ class ProgressiveNet(nn.Module):
                  adapter: str = "mlp", adapter_reduction: int = 1, dropout: float = 0.0):
         super().__init__()
         self.widths = _check_architecture(in_features, hidden, n_outputs, columns, adapter, adapter_reduction)
-        check_scalar(dropout, "dropout", (int, float), min_val=0.0, max_val=1.0, include_boundaries="left")
+        check("dropout", dropout, number=True, at_least=0, below=1, example=0.0)
         self.columns = nn.ModuleList()
         for k in range(columns):
             column = nn.Module()
@@ -107,7 +108,8 @@ class ProgressiveNet(nn.Module):
 
     def freeze_columns(self, n: int) -> None:
         """Freeze columns 0..n−1: no gradients, and eval mode (dropout off) from now on."""
-        check_scalar(n, "n", int, min_val=0, max_val=self.n_heads)
+        check("n", n, integer=True, at_least=0, at_most=self.n_heads,
+              fix=f"Pass how many columns to freeze, from 0 to {self.n_heads}.")
         for column in self.columns[:n]:
             column.requires_grad_(False).eval()
         self.n_frozen = max(self.n_frozen, n)
@@ -156,13 +158,13 @@ class ProgressiveNet(nn.Module):
 
 def _check_architecture(in_features, hidden, n_outputs, columns, adapter, adapter_reduction) -> list[int]:
     """The widths ``[d_0, …, d_{L+1}]``, after checking every argument."""
-    for name, value in (("in_features", in_features), ("n_outputs", n_outputs), ("columns", columns),
-                        ("adapter_reduction", adapter_reduction)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int; got {value!r}.")
-    if any(not isinstance(h, int) or h < 1 for h in hidden):
-        raise ValueError(f"hidden must be a list of positive layer widths, e.g. [400, 400]; got {hidden!r}.")
-    if adapter not in ADAPTERS:
-        raise ValueError(f"adapter={adapter!r} is not one of {ADAPTERS}: 'mlp' (Rusu et al. eq. 2) "
-                         "or 'linear' (eq. 1).")
+    check("in_features", in_features, integer=True, at_least=1, example=784)
+    check("n_outputs", n_outputs, integer=True, at_least=1, example=10)
+    check("columns", columns, integer=True, at_least=1,
+          fix="Pass one column per task, e.g. columns=bench.n_heads.")
+    check("adapter_reduction", adapter_reduction, integer=True, at_least=1, example=1)
+    for i, width in enumerate(hidden):
+        check(f"hidden[{i}]", width, integer=True, at_least=1,
+              fix="Pass hidden as a list of positive layer widths, e.g. hidden=[400, 400].")
+    check("adapter", adapter, one_of=ADAPTERS, fix="Use 'mlp' (Rusu et al. eq. 2) or 'linear' (eq. 1).")
     return [in_features, *hidden, n_outputs]

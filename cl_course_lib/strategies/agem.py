@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import torch
-from sklearn.utils import check_scalar
 from torch import nn
 
 from ..data.benchmarks import Task
 from ..gradients import grad_vector, loss_gradient, set_grad
 from ..memory import EpisodicMemory
+from ..validation import check
 from .base import Strategy
 
 
@@ -36,34 +36,33 @@ class AGEM(Strategy):
     Args:
         mem_size: total episodic memory (≥ number of tasks).
         ref_batch_size: samples of the memory used for g_ref (≥ 1).
+        options: the step's settings (``Strategy``: lr, optimizer, precision, ...).
     """
 
-    def __init__(self, model: nn.Module, *, mem_size: int = 1000, ref_batch_size: int = 256,
-                 lr: float = 1e-3, optimizer: str = "adam"):
-        super().__init__(model, lr=lr, optimizer=optimizer)
-        check_scalar(mem_size, "mem_size", int, min_val=1)
-        self.ref_batch_size = check_scalar(ref_batch_size, "ref_batch_size", int, min_val=1)
+    key = "agem"
+    state_attributes = ("memory", "projections")
+
+    def __init__(self, model: nn.Module, *, mem_size: int = 1000, ref_batch_size: int = 256, **options):
+        super().__init__(model, **options)
+        check("mem_size", mem_size, integer=True, at_least=1, example=1000)
+        self.ref_batch_size = check("ref_batch_size", ref_batch_size, integer=True, at_least=1, example=256)
         self.memory = EpisodicMemory(mem_size)
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.projections = 0
 
-    def observe(self, x, y, task):
-        self.model.train()
-        g_ref = None
-        if len(self.memory):
-            x_ref, y_ref, task_ref = self.memory.sample(self.ref_batch_size)
-            g_ref = loss_gradient(self.loss(self.model(x_ref, task_ref), y_ref), self.params)
-        loss = self.loss(self.model(x, task), y)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if g_ref is not None:
-            g = grad_vector(self.params)
-            g_tilde = project_agem(g, g_ref)
-            if g_tilde is not g:
-                set_grad(self.params, g_tilde)
-                self.projections += 1
-        self.optimizer.step()
-        return {"loss": loss.detach()}
+    def adjust_gradients(self) -> None:
+        """g → g̃ (``project_agem``) against g_ref, the gradient on a random memory batch."""
+        if not len(self.memory):
+            return
+        x_ref, y_ref, task_ref = self.memory.sample(self.ref_batch_size)
+        with self.autocast():
+            loss = self.loss(self.model(x_ref, task_ref), y_ref)
+        g_ref = loss_gradient(loss, self.params)
+        g = grad_vector(self.params)
+        g_tilde = project_agem(g, g_ref)
+        if g_tilde is not g:
+            set_grad(self.params, g_tilde)
+            self.projections += 1
 
     def after_task(self, task: Task) -> None:
         self.memory.add_task(task.train)

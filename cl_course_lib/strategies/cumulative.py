@@ -11,5 +11,7 @@ class Cumulative(Strategy):
     current weights). An upper bound that keeps the sequential order, at a cost that
     grows with every task."""
 
+    key = "cumulative"
+
     def training_set(self, benchmark: Benchmark, t: int) -> TaskData:
         return TaskData.concat([task.train for task in benchmark.tasks[: t + 1]])

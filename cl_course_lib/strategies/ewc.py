@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from sklearn.utils import check_scalar
 from torch import nn
 
 from ..data.benchmarks import Task
 from ..importance import FISHER_KINDS, fisher_diagonal, snapshot, weighted_squared_distance
+from ..validation import check
 from .base import Strategy
 
 
@@ -22,18 +22,21 @@ class EWC(Strategy):
         lam: λ ≥ 0, the penalty strength.
         fisher_kind: ``"true"`` (labels sampled from the model) or ``"empirical"`` (data labels).
         fisher_samples: training samples of a task used for its Fisher (None: all).
+        options: the step's settings (``Strategy``: lr, optimizer, precision, ...).
     """
 
+    key = "ewc"
+    state_attributes = ("terms", "fisher_sum", "centre", "offset")
+
     def __init__(self, model: nn.Module, *, lam: float = 1e4, fisher_kind: str = "true",
-                 fisher_samples: int | None = 1000, lr: float = 1e-3, optimizer: str = "adam"):
-        super().__init__(model, lr=lr, optimizer=optimizer)
-        self.lam = check_scalar(lam, "lam", (int, float), min_val=0.0)
-        if fisher_samples is not None:
-            check_scalar(fisher_samples, "fisher_samples", int, min_val=1)
-        if fisher_kind not in FISHER_KINDS:
-            raise ValueError(f"fisher_kind={fisher_kind!r} is not one of {FISHER_KINDS}.")
-        self.fisher_kind, self.fisher_samples = fisher_kind, fisher_samples
+                 fisher_samples: int | None = 1000, **options):
+        super().__init__(model, **options)
+        self.lam = check("lam", lam, number=True, at_least=0, example=1e4)
+        self.fisher_kind = check("fisher_kind", fisher_kind, one_of=FISHER_KINDS)
+        self.fisher_samples = check("fisher_samples", fisher_samples, integer=True, at_least=1, optional=True,
+                                    example=1000)
         self.terms: list[tuple[dict, dict]] = []  # (Fisher F_k, weights θ*_k) per past task
+        self.fisher_sum = self.centre = self.offset = None  # their merged quadratic (_merge_terms)
 
     def fisher(self, task: Task) -> dict:
         """The diagonal Fisher of the current weights on the task's training data."""
@@ -42,7 +45,7 @@ class EWC(Strategy):
     def penalty(self):
         if not self.terms:
             return 0.0
-        return (weighted_squared_distance(self.model, self.precision, self.centre, scale=self.lam / 2)
+        return (weighted_squared_distance(self.model, self.fisher_sum, self.centre, scale=self.lam / 2)
                 + self.lam / 2 * self.offset)
 
     def after_task(self, task: Task) -> None:
@@ -54,7 +57,7 @@ class EWC(Strategy):
         c = Σ_k F_k (θ*_k − μ)²: one quadratic per step however many tasks (a product of
         Gaussians is a Gaussian). Where A = 0 the weight is free and μ does not matter."""
         names = self.terms[0][0].keys()
-        self.precision = {n: sum(f[n] for f, _ in self.terms) for n in names}
-        self.centre = {n: sum(f[n] * a[n] for f, a in self.terms) / self.precision[n].clamp_min(1e-30)
+        self.fisher_sum = {n: sum(f[n] for f, _ in self.terms) for n in names}
+        self.centre = {n: sum(f[n] * a[n] for f, a in self.terms) / self.fisher_sum[n].clamp_min(1e-30)
                        for n in names}
         self.offset = sum((f[n] * (a[n] - self.centre[n]).square()).sum().item() for f, a in self.terms for n in f)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import quadprog
 import torch
-from sklearn.utils import check_scalar
 from torch import nn
 
 from ..data.benchmarks import Task, TaskData
 from ..gradients import grad_vector, loss_gradient, set_grad
 from ..memory import EpisodicMemory
+from ..validation import check
 from .base import Strategy
 
 
@@ -32,9 +32,9 @@ def project_gem(g: torch.Tensor, G: torch.Tensor, margin: float = 0.0, eps: floa
     if bool((G @ g >= 0).all()):
         return g
     # only K×K and K numbers go to the solver; g̃ is assembled in torch (P is the model's size)
-    P = (G @ G.T).double().cpu().numpy()
+    P = (G @ G.T).cpu().double().numpy()  # to the CPU first: MPS has no float64
     P = 0.5 * (P + P.T) + eps * np.eye(len(P))  # symmetric, as quadprog requires
-    Gg = (G @ g).double().cpu().numpy()
+    Gg = (G @ g).cpu().double().numpy()
     # quadprog.solve_qp(P, a, C, b) minimises ½ vᵀPv − aᵀv subject to Cᵀv ≥ b
     v = quadprog.solve_qp(P, -Gg, np.eye(len(P)), np.full(len(P), float(margin)))[0]
     return g + torch.from_numpy(v).to(G) @ G
@@ -63,42 +63,42 @@ class GEM(Strategy):
         margin: γ ≥ 0, the dual variables' lower bound (``memory_strength``).
         eps: ε ≥ 0 added to the diagonal of G Gᵀ.
         memory_batch_size: samples of each past task's memory per step (None: all of it).
+        options: the step's settings (``Strategy``: precision, clip_grad_norm, ...).
     """
 
+    key = "gem"
+    state_attributes = ("memory", "projections")
+
     def __init__(self, model: nn.Module, *, mem_size: int = 1000, margin: float = 0.5, eps: float = 1e-3,
-                 memory_batch_size: int | None = None, lr: float = 0.01, optimizer: str = "sgd"):
-        super().__init__(model, lr=lr, optimizer=optimizer)
-        check_scalar(mem_size, "mem_size", int, min_val=1)
-        self.margin = check_scalar(margin, "margin", (int, float), min_val=0.0)
-        self.eps = check_scalar(eps, "eps", (int, float), min_val=0.0)
-        if memory_batch_size is not None:
-            check_scalar(memory_batch_size, "memory_batch_size", int, min_val=1)
-        self.memory_batch_size = memory_batch_size
+                 memory_batch_size: int | None = None, lr: float = 0.01, optimizer: str = "sgd", **options):
+        super().__init__(model, lr=lr, optimizer=optimizer, **options)
+        check("mem_size", mem_size, integer=True, at_least=1, example=1000)
+        self.margin = check("margin", margin, number=True, at_least=0, example=0.5)
+        self.eps = check("eps", eps, number=True, at_least=0, example=1e-3)
+        self.memory_batch_size = check("memory_batch_size", memory_batch_size, integer=True, at_least=1,
+                                       optional=True, example=256)
         self.memory = EpisodicMemory(mem_size)
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.projections = 0
 
-    def observe(self, x, y, task):
-        self.model.train()
-        # one row per past task: the gradient of its memory's loss, shape (K, P)
-        G = [self._memory_gradient(m) for m in self.memory.tasks]
-        loss = self.loss(self.model(x, task), y)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if G:
-            g = grad_vector(self.params)
-            g_tilde = project_gem(g, torch.stack(G), self.margin, self.eps)
-            if g_tilde is not g:
-                set_grad(self.params, g_tilde)
-                self.projections += 1
-        self.optimizer.step()
-        return {"loss": loss.detach()}
+    def adjust_gradients(self) -> None:
+        """g → g̃ (``project_gem``) against one memory gradient g_k per past task, (K, P)."""
+        if not self.memory.tasks:
+            return
+        g = grad_vector(self.params)
+        G = torch.stack([self._memory_gradient(m) for m in self.memory.tasks])
+        g_tilde = project_gem(g, G, self.margin, self.eps)
+        if g_tilde is not g:
+            set_grad(self.params, g_tilde)
+            self.projections += 1
 
     def _memory_gradient(self, memory: TaskData) -> torch.Tensor:
         """g_k: the flat gradient of the loss on one past task's memory (or a random part of it)."""
         if self.memory_batch_size is not None and self.memory_batch_size < len(memory):
-            memory = TaskData(*memory.batch(torch.randperm(len(memory), device=memory.y.device)[:self.memory_batch_size]))
-        return loss_gradient(self.loss(self.model(memory.x, memory.task), memory.y), self.params)
+            memory = memory.subset(torch.randperm(len(memory), device=memory.y.device)[:self.memory_batch_size])
+        with self.autocast():
+            loss = self.loss(self.model(memory.x, memory.task), memory.y)
+        return loss_gradient(loss, self.params)
 
     def after_task(self, task: Task) -> None:
         self.memory.add_task(task.train)

@@ -12,5 +12,7 @@ class Joint(Strategy):
     first is then the same jointly trained model, so BWT is 0 and ACC is the joint
     accuracy. Not a continual learner: it sees the whole stream up front."""
 
+    key = "joint"
+
     def training_set(self, benchmark: Benchmark, t: int) -> TaskData | None:
         return TaskData.concat([task.train for task in benchmark.tasks]) if t == 0 else None

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from sklearn.utils import check_scalar
 from torch import nn
 
 from ..data.benchmarks import Task
 from ..importance import snapshot, weighted_squared_distance
+from ..validation import check
 from .base import Strategy
 
 
@@ -16,11 +16,15 @@ class L2(Strategy):
 
     Args:
         lam: λ ≥ 0, the penalty strength.
+        options: the step's settings (``Strategy``: lr, optimizer, precision, ...).
     """
 
-    def __init__(self, model: nn.Module, *, lam: float = 0.1, lr: float = 1e-3, optimizer: str = "adam"):
-        super().__init__(model, lr=lr, optimizer=optimizer)
-        self.lam = check_scalar(lam, "lam", (int, float), min_val=0.0)
+    key = "l2"
+    state_attributes = ("anchor",)
+
+    def __init__(self, model: nn.Module, *, lam: float = 0.1, **options):
+        super().__init__(model, **options)
+        self.lam = check("lam", lam, number=True, at_least=0, example=0.1)
         self.anchor: dict | None = None
 
     def penalty(self):

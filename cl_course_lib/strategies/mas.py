@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from sklearn.utils import check_scalar
 from torch import nn
 
 from ..data.benchmarks import Task
 from ..importance import output_sensitivity, snapshot, weighted_squared_distance
+from ..validation import check
 from .base import Strategy
 
 
@@ -19,15 +19,16 @@ class MAS(Strategy):
     Args:
         lam: λ ≥ 0, the penalty strength.
         samples: training samples of a task used for its importance (None: all).
+        options: the step's settings (``Strategy``: lr, optimizer, precision, ...).
     """
 
-    def __init__(self, model: nn.Module, *, lam: float = 10.0, samples: int | None = 1000, lr: float = 1e-3,
-                 optimizer: str = "adam"):
-        super().__init__(model, lr=lr, optimizer=optimizer)
-        self.lam = check_scalar(lam, "lam", (int, float), min_val=0.0)
-        if samples is not None:
-            check_scalar(samples, "samples", int, min_val=1)
-        self.samples = samples
+    key = "mas"
+    state_attributes = ("importance", "anchor")
+
+    def __init__(self, model: nn.Module, *, lam: float = 10.0, samples: int | None = 1000, **options):
+        super().__init__(model, **options)
+        self.lam = check("lam", lam, number=True, at_least=0, example=10.0)
+        self.samples = check("samples", samples, integer=True, at_least=1, optional=True, example=1000)
         self.importance: dict | None = None
         self.anchor: dict | None = None
 

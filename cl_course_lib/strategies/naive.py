@@ -6,3 +6,5 @@ from .base import Strategy
 class Naive(Strategy):
     """Plain sequential training; every hook is the base class's. The lower bound every
     method must beat."""
+
+    key = "naive"

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from sklearn.utils import check_scalar
 from torch import nn
 
 from ..data.benchmarks import Task
 from ..importance import snapshot, weighted_squared_distance
+from ..validation import check
 from .ewc import EWC
 
 
@@ -18,15 +18,16 @@ class OnlineEWC(EWC):
 
     Args:
         gamma: γ in (0, 1], the decay of old Fisher information.
-        lam, fisher_kind, fisher_samples: as for :class:`EWC`.
+        lam, fisher_kind, fisher_samples, options: as for :class:`EWC`.
     """
 
+    key = "online_ewc"
+    state_attributes = ("running_fisher", "anchor")
+
     def __init__(self, model: nn.Module, *, lam: float = 1e4, gamma: float = 1.0, fisher_kind: str = "true",
-                 fisher_samples: int | None = 1000, lr: float = 1e-3, optimizer: str = "adam"):
-        super().__init__(model, lam=lam, fisher_kind=fisher_kind, fisher_samples=fisher_samples,
-                         lr=lr, optimizer=optimizer)
-        self.gamma = check_scalar(gamma, "gamma", (int, float), min_val=0.0, max_val=1.0,
-                                  include_boundaries="right")
+                 fisher_samples: int | None = 1000, **options):
+        super().__init__(model, lam=lam, fisher_kind=fisher_kind, fisher_samples=fisher_samples, **options)
+        self.gamma = check("gamma", gamma, number=True, above=0, at_most=1, example=0.9)
         self.running_fisher: dict | None = None
         self.anchor: dict | None = None
 

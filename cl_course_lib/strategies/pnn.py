@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..data.benchmarks import Benchmark, Task, TaskData
 from ..models.progressive import ProgressiveNet
-from .base import OPTIMIZERS, Strategy
+from .base import Strategy
 
 
 class PNN(Strategy):
@@ -23,19 +23,31 @@ class PNN(Strategy):
 
     Args:
         model: a ``ProgressiveNet`` with one column per task (``columns=bench.n_heads``).
-        lr, optimizer: as in :class:`Strategy`, for each column's optimiser.
+        options: the step's settings (``Strategy``: lr, optimizer, ...), for each column's optimiser.
     """
 
-    def __init__(self, model: ProgressiveNet, *, lr: float = 1e-3, optimizer: str = "adam"):
+    key = "pnn"
+    state_attributes = ("column",)
+
+    def __init__(self, model: ProgressiveNet, **options):
         if not isinstance(model, ProgressiveNet):
             raise TypeError(f"PNN trains a ProgressiveNet (models.ProgressiveNet(in_features, hidden, n_outputs, "
                             f"columns=bench.n_heads)); got {type(model).__name__}.")
-        super().__init__(model, lr=lr, optimizer=optimizer)
-        self.lr, self.optimizer_name = lr, optimizer
+        super().__init__(model, **options)
+        self.column: int | None = None  # the column in training (None: before the first task)
 
     def before_task(self, task: Task) -> None:
-        self.model.freeze_columns(min(task.id, self.model.n_heads))
-        self.optimizer = OPTIMIZERS[self.optimizer_name](self.model.column_parameters(task.id), lr=self.lr)
+        self._train_column(task.id)
+
+    def _train_column(self, k: int) -> None:
+        self.column = k
+        self.model.freeze_columns(min(k, self.model.n_heads))
+        self.optimizer = self.make_optimizer(self.model.column_parameters(k))
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["method"]["column"] is not None:  # the saved optimiser is the saved column's
+            self._train_column(state["method"]["column"])
+        super().load_state_dict(state)
 
     def training_set(self, benchmark: Benchmark, t: int) -> TaskData | None:
         if benchmark.scenario != "task":

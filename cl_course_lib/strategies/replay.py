@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import torch
-from sklearn.utils import check_scalar
 from torch import nn
 
+from ..data import inputs
 from ..memory import ClassBalancedBuffer, ReservoirBuffer
+from ..validation import check
 from .base import Strategy
 
 BUFFERS = {"reservoir": ReservoirBuffer, "class_balanced": ClassBalancedBuffer}
@@ -30,24 +31,26 @@ class Replay(Strategy):
         buffer: ``"reservoir"`` (a uniform sample of the stream) or ``"class_balanced"`` (an
             equal share per label; see ``memory``).
         replay_batch_size: |B_M| (≥ 1); None: the size of the current batch.
+        options: the step's settings (``Strategy``: lr, optimizer, precision, ...).
     """
 
-    def __init__(self, model: nn.Module, *, mem_size: int = 1000, buffer: str = "reservoir",
-                 replay_batch_size: int | None = None, lr: float = 1e-3, optimizer: str = "adam"):
-        super().__init__(model, lr=lr, optimizer=optimizer)
-        check_scalar(mem_size, "mem_size", int, min_val=1)
-        if replay_batch_size is not None:
-            check_scalar(replay_batch_size, "replay_batch_size", int, min_val=1)
-        if buffer not in BUFFERS:
-            raise ValueError(f"buffer={buffer!r} is not one of {sorted(BUFFERS)}.")
-        self.buffer = BUFFERS[buffer](mem_size)
-        self.replay_batch_size = replay_batch_size
+    key = "replay"
+    state_attributes = ("buffer",)
 
-    def observe(self, x, y, task):
-        if not len(self.buffer):  # the very first batch: nothing to replay yet
+    def __init__(self, model: nn.Module, *, mem_size: int = 1000, buffer: str = "reservoir",
+                 replay_batch_size: int | None = None, **options):
+        super().__init__(model, **options)
+        check("mem_size", mem_size, integer=True, at_least=1, example=1000)
+        self.replay_batch_size = check("replay_batch_size", replay_batch_size, integer=True, at_least=1,
+                                       optional=True, example=128)
+        self.buffer = BUFFERS[check("buffer", buffer, one_of=BUFFERS)](mem_size)
+
+    def prepare_batch(self, x, y, task):
+        """B_t ∪ B_M, then B_t offered to the memory (the very first batch: B_t alone)."""
+        if not len(self.buffer):
             self.buffer.add(x, y, task)
-            return super().observe(x, y, task)
+            return x, y, task
         x_mem, y_mem, task_mem = self.buffer.sample(self.replay_batch_size or len(y))
         self.buffer.add(x, y, task)
         task_now = torch.full_like(y, task, dtype=torch.long) if isinstance(task, int) else task
-        return super().observe(torch.cat([x, x_mem]), torch.cat([y, y_mem]), torch.cat([task_now, task_mem]))
+        return inputs.cat([x, x_mem]), torch.cat([y, y_mem]), torch.cat([task_now, task_mem])

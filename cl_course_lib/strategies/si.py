@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import torch
-from sklearn.utils import check_scalar
 from torch import nn
 
 from ..data.benchmarks import Task
 from ..importance import snapshot, weighted_squared_distance
+from ..validation import check
 from .base import Strategy
 
 
@@ -35,13 +35,16 @@ class SI(Strategy):
     Args:
         c: c ≥ 0, the penalty strength.
         xi: ξ > 0, damping for weights that barely moved.
+        options: the step's settings (``Strategy``: lr, optimizer, precision, ...).
     """
 
-    def __init__(self, model: nn.Module, *, c: float = 100.0, xi: float = 0.1, lr: float = 1e-3,
-                 optimizer: str = "adam"):
-        super().__init__(model, lr=lr, optimizer=optimizer)
-        self.c = check_scalar(c, "c", (int, float), min_val=0.0)
-        self.xi = check_scalar(xi, "xi", (int, float), min_val=0.0, include_boundaries="neither")
+    key = "si"
+    state_attributes = ("tasks_done", "anchor", "importance", "path", "drift")
+
+    def __init__(self, model: nn.Module, *, c: float = 100.0, xi: float = 0.1, **options):
+        super().__init__(model, **options)
+        self.c = check("c", c, number=True, at_least=0, example=100.0)
+        self.xi = check("xi", xi, number=True, above=0, example=0.1)
         self.tasks_done = 0
         self._start()
         self.optimizer.register_step_pre_hook(self._before_step)
@@ -96,3 +99,7 @@ class SI(Strategy):
                     self.drift[name].zero_()
         self.anchor = snapshot(self.model)
         self.tasks_done += 1
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.before = {name: torch.empty_like(p) for name, p in self.anchor.items()}  # on the loaded device

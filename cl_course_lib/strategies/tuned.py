@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import copy
 
-SCENARIOS = ("task", "domain", "class")
+from ..data.benchmarks import SCENARIOS
+from ..validation import check
 
 TUNED: dict[str, dict[str, dict]] = {
     "l2": {"task": {"lam": 0.01}, "domain": {"lam": 1.0}, "class": {"lam": 0.01}},
@@ -45,8 +46,6 @@ TUNED: dict[str, dict[str, dict]] = {
 def tuned(strategy: str, scenario: str) -> dict:
     """The tuned keyword arguments of ``strategy`` in ``scenario`` (a copy), e.g.
     ``EWC(model, **tuned("ewc", "task"))``."""
-    if strategy not in TUNED:
-        raise ValueError(f"strategy={strategy!r} has no tuned values; choose one of {sorted(TUNED)}.")
-    if scenario not in SCENARIOS:
-        raise ValueError(f"scenario={scenario!r} is not one of {SCENARIOS}.")
+    check("strategy", strategy, one_of=TUNED, fix=f"Only these have tuned values: {', '.join(TUNED)}.")
+    check("scenario", scenario, one_of=SCENARIOS)
     return copy.deepcopy(TUNED[strategy][scenario])
