@@ -99,8 +99,10 @@ class _Buffer:
 
     def load_state_dict(self, state: dict) -> None:
         """Restore ``state_dict()``'s state."""
-        self.seen, self.x, self.y, self.task, self.filled = (state[k] for k in ("seen", "x", "y", "task", "filled"))
+        copied = {k: None if state[k] is None else inputs.apply(torch.clone, state[k]) for k in ("x", "y", "task", "filled")}
+        self.seen, self.x, self.y, self.task, self.filled = state["seen"], *copied.values()
         if state["generator"] is not None:
+            self.generator = self.generator or torch.Generator()
             self.generator.set_state(state["generator"].cpu())
 
     def per_class_counts(self) -> dict[int, int]:
@@ -172,7 +174,7 @@ class ClassBalancedBuffer(_Buffer):
             draws = reservoir_draws(self.class_seen[c], len(rows), self.generator).to(y.device)
             local = reservoir_slots(self.class_seen[c], self.quota(c), draws)
             slots = torch.where(local >= 0, local_to_slot[local.clamp_min(0)], local)
-            self._write(slots, x[rows], y[rows], task_ids[rows])
+            self._write(slots, inputs.select(x, rows), y[rows], task_ids[rows])
             self.class_seen[c] += len(rows)
         self.seen += len(y)
 

@@ -36,8 +36,9 @@ def check(name: str, value, *, number: bool = False, integer: bool = False, at_l
             rule = f"one of {', '.join(map(repr, choices))}" + (" (or None)" if optional else "")
             raise ValueError(_message(name, value, rule, fix, choices[0]))
         return value
-    wanted = numbers.Integral if integer else numbers.Real if number else object
-    if isinstance(value, bool) or not isinstance(value, wanted):
+    bounded = any(b is not None for b in (at_least, above, at_most, below))
+    wanted = numbers.Integral if integer else numbers.Real if number or bounded else object
+    if (wanted is not object and isinstance(value, bool)) or not isinstance(value, wanted):
         raise TypeError(_message(name, value, rule, fix, example))
     bounds = ((at_least, lambda v, b: v >= b), (above, lambda v, b: v > b),
               (at_most, lambda v, b: v <= b), (below, lambda v, b: v < b))
@@ -47,7 +48,8 @@ def check(name: str, value, *, number: bool = False, integer: bool = False, at_l
 
 
 def _rule(number, integer, at_least, above, at_most, below, optional) -> str:
-    parts = ["an int" if integer else "a number" if number else "a value"]
+    bounded = any(b is not None for b in (at_least, above, at_most, below))
+    parts = ["an int" if integer else "a number" if number or bounded else "a value"]
     parts += [f"{sign} {bound!r}" for sign, bound in ((">=", at_least), (">", above), ("<=", at_most), ("<", below))
               if bound is not None]
     return " ".join(parts[:1]) + (" " + " and ".join(parts[1:]) if parts[1:] else "") + (" (or None)" if optional else "")

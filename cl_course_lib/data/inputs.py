@@ -69,6 +69,17 @@ def empty_like(x: Inputs, n: int) -> Inputs:
 
 
 def assign(store: Inputs, slots: torch.Tensor, x: Inputs, source: torch.Tensor) -> None:
-    """``store[slots] = x[source]`` for every tensor, in place."""
-    for kept, new in zip(tensors(store), tensors(x)):
-        kept[slots] = new[source]
+    """``store[slots] = x[source]`` for every tensor, in place (dict entries matched by key)."""
+    if isinstance(store, torch.Tensor):
+        store[slots] = x[source]
+    elif isinstance(store, Mapping):
+        if set(store) != set(x):
+            raise ValueError(f"inputs with keys {sorted(x)} cannot be stored where {sorted(store)} are: "
+                             "every batch must have the same keys.")
+        for key in store:
+            assign(store[key], slots, x[key], source)
+    else:
+        if len(store) != len(x):
+            raise ValueError(f"inputs of {len(x)} parts cannot be stored where {len(store)} are.")
+        for kept, new in zip(store, x):
+            assign(kept, slots, new, source)

@@ -39,7 +39,7 @@ def batches(data: TaskData, batch_size: int, *, device: torch.device | str, shuf
         return
     sampler = (RandomSampler if shuffle else SequentialSampler)(range(len(data)))
     loader = DataLoader(_WholeBatches(data), sampler=BatchSampler(sampler, batch_size, drop_last=False),
-                        batch_size=None, num_workers=workers, pin_memory=device.type == "cuda")
+                        batch_size=None, collate_fn=_as_is, num_workers=workers, pin_memory=device.type == "cuda")
     for x, y, task in loader:
         yield (inputs.to(x, device, non_blocking=True), y.to(device, non_blocking=True),
                task if isinstance(task, int) else task.to(device, non_blocking=True))
@@ -48,6 +48,11 @@ def batches(data: TaskData, batch_size: int, *, device: torch.device | str, shuf
 def n_batches(data: TaskData | None, batch_size: int) -> int:
     """How many batches one pass over ``data`` takes."""
     return 0 if data is None else math.ceil(len(data) / batch_size)
+
+
+def _as_is(batch: Batch) -> Batch:
+    """The batch ``__getitem__`` made (the default would turn tuples of inputs into lists)."""
+    return batch
 
 
 def _same_device(a: torch.device, b: torch.device) -> bool:

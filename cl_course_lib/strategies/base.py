@@ -92,6 +92,7 @@ class Strategy:
         self.model = model
         self.optimizer = self.make_optimizer(model.parameters())
         self.scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+        self.planned_steps = 0  # of the current task (plan_steps)
         self.scaler: torch.amp.GradScaler | None = None  # fp16 only, made at the first step (its device)
 
     def make_optimizer(self, params) -> torch.optim.Optimizer:
@@ -112,6 +113,7 @@ class Strategy:
     def plan_steps(self, steps: int) -> None:
         """Called by ``run`` before a task's first step with the number of steps it takes:
         starts the learning-rate schedule over them."""
+        self.planned_steps = steps
         if self.schedule == "constant":
             self.scheduler = None
             return
@@ -194,12 +196,16 @@ class Strategy:
         the method's own state (its ``state_attributes``: memories, importances, teachers)."""
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scaler": None if self.scaler is None else self.scaler.state_dict(),
+                "schedule": None if self.scheduler is None else (self.planned_steps, self.scheduler.state_dict()),
                 "method": {name: _saved(getattr(self, name)) for name in self.state_attributes}}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore ``state_dict()``'s state, its tensors moved to the model's device."""
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        if state["schedule"] is not None:  # mid-task: the same schedule, at the same step
+            self.plan_steps(state["schedule"][0])
+            self.scheduler.load_state_dict(state["schedule"][1])
+        self.optimizer.load_state_dict(state["optimizer"])  # after the schedule, which sets the lr
         if state["scaler"] is not None:
             self._grad_scaler().load_state_dict(state["scaler"])
         device = self._device()
@@ -216,9 +222,9 @@ def _saved(value):
 
 
 def _moved(value, device: torch.device):
-    """``value`` with every tensor inside (dicts, lists, tuples) on ``device``."""
+    """A copy of ``value`` with every tensor inside (dicts, lists, tuples) on ``device``."""
     if isinstance(value, torch.Tensor):
-        return value.to(device)
+        return value.to(device, copy=True)
     if isinstance(value, dict):
         return {key: _moved(v, device) for key, v in value.items()}
     if isinstance(value, (list, tuple)):
