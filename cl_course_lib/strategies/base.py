@@ -22,6 +22,8 @@ themselves; ``run`` puts the model and the data on the device.
 from __future__ import annotations
 
 import contextlib
+import functools
+import operator
 
 import torch
 import torch.nn.functional as F
@@ -135,7 +137,9 @@ class Strategy:
         with self.autocast():
             terms = self.loss_terms(x, y, task, self.model(x, task))
         penalty = self.penalty()
-        total = sum(terms.values()) + penalty
+        total = functools.reduce(operator.add, terms.values())
+        if isinstance(penalty, torch.Tensor) or penalty != 0:
+            total = total + penalty
         self.optimizer.zero_grad(set_to_none=True)
         scaler = self._grad_scaler()
         (total if scaler is None else scaler.scale(total)).backward()
