@@ -18,7 +18,7 @@ from cl_course_lib import checkpoint
 from cl_course_lib.data.benchmarks import split
 from cl_course_lib.data.vision import load_digits
 from cl_course_lib.models import MLP
-from cl_course_lib.strategies import STRATEGIES, Replay
+from cl_course_lib.strategies import STRATEGIES
 
 ROOT = Path(__file__).resolve().parents[1]
 
