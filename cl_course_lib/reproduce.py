@@ -43,6 +43,7 @@ from .models import MLP, ProgressiveNet
 from .strategies import STRATEGIES
 from .strategies.tuned import TUNED
 from .train import run
+from .validation import check
 
 # Average accuracy (%) on Split MNIST, Hsu et al. 2018, Table 2 (task-IL / domain-IL / class-IL).
 PUBLISHED = {
@@ -179,8 +180,7 @@ def cost(names=tuple(STRATEGIES), scenario: str = "task", *, seed: int = 0, epoc
     columns); evaluation is not counted."""
     if "naive" not in names:
         raise ValueError("cost needs 'naive' among the methods: the ratios are to its time.")
-    if not isinstance(repeats, int) or repeats < 1:
-        raise ValueError(f"repeats must be a positive int; got {repeats!r}.")
+    check("repeats", repeats, integer=True, at_least=1, example=3)
 
     def timed(name):
         return run_one(name, scenario, HYPERPARAMETERS.get(name, {}).get(scenario, {}), seed=seed, epochs=epochs,

@@ -172,8 +172,7 @@ def split(data: ImageData, task_classes: Sequence[Sequence[int]], *, scenario: s
 def split_mnist(scenario: str = "class", *, classes_per_task: int = 2,
                 max_train_per_task: int | None = None) -> Benchmark:
     """Split MNIST: digits (0,1), (2,3), ... as 5 tasks of 2 classes (Zenke et al. 2017)."""
-    if not isinstance(classes_per_task, int) or classes_per_task < 1 or 10 % classes_per_task:
-        raise ValueError(f"classes_per_task must divide the 10 digits (1, 2 or 5); got {classes_per_task!r}.")
+    check("classes_per_task", classes_per_task, one_of=(1, 2, 5), fix="It must divide the 10 digits: use 1, 2 or 5.")
     groups = [tuple(range(i, i + classes_per_task)) for i in range(0, 10, classes_per_task)]
     return split(load_mnist(), groups, scenario=scenario, max_train_per_task=max_train_per_task)
 
