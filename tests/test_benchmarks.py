@@ -51,6 +51,12 @@ def test_class_scenario_uses_global_labels(data):
     assert set(bench.tasks[1].train.y.tolist()) == {2, 3}
 
 
+def test_class_scenario_takes_tasks_of_different_sizes(data):
+    bench = split(data, [(0, 1), (2, 3, 4), (5,)], scenario="class")
+    assert (bench.n_heads, bench.n_outputs) == (1, 6)
+    assert [sorted(set(t.train.y.tolist())) for t in bench.tasks] == [[0, 1], [2, 3, 4], [5]]
+
+
 def test_local_label_follows_the_class_order_within_a_task(data):
     bench = split(data, [(3, 2)], scenario="domain")
     original = bench.tasks[0].train.x.floor().flatten(1)[:, 0].long()
@@ -90,7 +96,9 @@ def test_concat_carries_task_ids(data):
     (dict(task_classes=[]), "n_tasks=0 is not allowed: n_tasks must be an int >= 1"),
     (dict(task_classes=[(0, 1), (1, 2)]), "more than one task"),
     (dict(task_classes=[(0, 9)]), r"classes \[9\] do not exist"),
-    (dict(task_classes=[(0, 1), (2,)]), "same, non-zero number of classes"),
+    (dict(task_classes=[(0, 1), ()]), "at least one class"),
+    (dict(task_classes=[(0, 1), (2,)], scenario="task"), "same number of classes.*got 2, 1 classes per task"),
+    (dict(task_classes=[(0, 1), (2,)], scenario="domain"), "scenario='class'"),
     (dict(task_classes=[(0, 1)], scenario="clas"), "scenario='clas' is not allowed: scenario must be one of 'task', 'domain', 'class'"),
 ])
 def test_bad_arguments_are_explained(data, kwargs, message):

