@@ -7,8 +7,9 @@
     result.acc_matrix.acc, result.acc_matrix.bwt
 """
 
-from . import (checkpoint, checks, config, distillation, gradients, importance, memory, metrics, models, plots,
-               strategies, validation, widgets)
+from . import (checkpoint, checks, closed_form, config, costs, distillation, features, gradients, importance, memory,
+               metrics,
+               models, plots, strategies, validation, widgets)
 from .config import by_profile, device, profile, seed_everything
 from .data import benchmarks, inputs, loading, streams, vision
 from .show import show_source
@@ -17,7 +18,7 @@ from .train import Result, accuracy, evaluate, run
 config.apply_thread_setting()
 
 __all__ = [
-    "Result", "accuracy", "benchmarks", "by_profile", "checkpoint", "checks", "config", "device", "distillation",
-    "evaluate", "gradients", "importance", "inputs", "loading", "memory", "metrics", "models", "plots", "profile",
+    "Result", "accuracy", "benchmarks", "by_profile", "checkpoint", "checks", "closed_form", "config", "costs", "device",
+    "distillation", "evaluate", "features", "gradients", "importance", "inputs", "loading", "memory", "metrics", "models", "plots", "profile",
     "run", "seed_everything", "show_source", "strategies", "streams", "validation", "vision", "widgets",
 ]

@@ -55,6 +55,13 @@ def device() -> torch.device:
     return torch.device("cpu")
 
 
+def device_of(module: torch.nn.Module) -> torch.device:
+    """Where a module lives: its first parameter's device, else its first buffer's, else the CPU."""
+    for tensor in (*module.parameters(), *module.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
 def seed_everything(seed: int = 0, *, deterministic: bool = True) -> None:
     """Seed Python, NumPy and torch; with ``deterministic`` also ask torch for
     deterministic kernels, so that notebooks print the same numbers on every run."""

@@ -25,12 +25,14 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
+from .config import device_of
 from .data import inputs
 from .data.benchmarks import TaskData
 from .data.loading import batches
 from .validation import check
 
 FISHER_KINDS = ("true", "empirical")
+METHODS = ("auto", "linear", "vmap", "loop")
 Importance = dict[str, torch.Tensor]  # parameter name -> tensor of the parameter's shape
 PerSampleFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits (B, C), y (B,)) -> (B,)
 
@@ -46,7 +48,10 @@ def per_sample_gradient_moment(model: nn.Module, data: TaskData, f: PerSampleFun
     """``1/N Σ_n |∂f_n/∂θ|^power`` per parameter, with ``f_n = f(logits_n, y_n)`` one sample's scalar.
 
     ``method``: ``"linear"`` (the closed form for ``nn.Linear`` layers), ``"vmap"``
-    (``torch.func``, any model) or ``"auto"`` (the closed form when the model allows it).
+    (``torch.func``, any model whose forward does not branch on the data), ``"loop"`` (one
+    backward pass per sample: for models ``vmap`` cannot batch, such as Hugging Face
+    Transformers, whose attention-mask code asks ``mask.all()``) or ``"auto"`` (the closed
+    form when the model allows it, else ``vmap``, else the loop when ``vmap`` refuses).
     The model runs in eval mode (no dropout noise, BatchNorm with running statistics), on
     batches of ``data`` moved to its device (``data.loading.batches``): inputs of any nesting.
     """
@@ -55,7 +60,7 @@ def per_sample_gradient_moment(model: nn.Module, data: TaskData, f: PerSampleFun
                          "(its .task is an int), not a merged set.")
     check("batch_size", batch_size, integer=True, at_least=1, example=256)
     check("power", power, one_of=(1, 2), fix="Use 1 (absolute values) or 2 (squares).")
-    check("method", method, one_of=("auto", "linear", "vmap"))
+    check("method", method, one_of=METHODS)
     owners = _linear_owners(model)
     if method == "linear" and owners is None:
         raise ValueError("method='linear' needs every trainable parameter to be the weight or bias of an "
@@ -64,9 +69,11 @@ def per_sample_gradient_moment(model: nn.Module, data: TaskData, f: PerSampleFun
     model.eval()
     n = len(data) if max_samples is None else min(max_samples, len(data))
     total = {name: torch.zeros_like(p) for name, p in trainable_parameters(model).items()}
-    batch_moment = _vmap_moment if method == "vmap" or owners is None else _linear_moment
+    batch_moment = {"vmap": _vmap_moment, "loop": _loop_moment}.get(method, _linear_moment)
+    if method == "auto" and owners is None:
+        batch_moment = _vmap_or_loop_moment
     try:
-        for x, y, task in batches(data.subset(slice(0, n)), batch_size, device=_device_of(model), shuffle=False):
+        for x, y, task in batches(data.subset(slice(0, n)), batch_size, device=device_of(model), shuffle=False):
             for name, value in batch_moment(model, x, y, task, f, power, owners).items():
                 total[name] += value
     finally:
@@ -136,6 +143,30 @@ def _vmap_moment(model, x, y, task, f, power, _owners) -> Importance:
     return out
 
 
+def _loop_moment(model, x, y, task, f, power, _owners) -> Importance:
+    """One backward pass per sample: exact for any model, and slow (B passes)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    names = [name for name, p in model.named_parameters() if p.requires_grad]
+    out = {name: torch.zeros_like(p) for name, p in zip(names, params)}
+    for i in range(len(y)):
+        one = inputs.select(x, slice(i, i + 1))
+        value = f(model(one, task if isinstance(task, int) else task[i:i + 1]), y[i:i + 1])[0]
+        for name, g in zip(names, torch.autograd.grad(value, params, allow_unused=True)):
+            if g is not None:
+                out[name] += g.square() if power == 2 else g.abs()
+    return out
+
+
+def _vmap_or_loop_moment(model, x, y, task, f, power, owners) -> Importance:
+    """``vmap`` where it can batch the model, else the per-sample loop."""
+    try:
+        return _vmap_moment(model, x, y, task, f, power, owners)
+    except RuntimeError as err:
+        if "vmap" not in str(err):  # a real error, not vmap refusing data-dependent control flow
+            raise
+        return _loop_moment(model, x, y, task, f, power, owners)
+
+
 def fisher_diagonal(model: nn.Module, data: TaskData, *, kind: str = "true", batch_size: int = 256,
                     max_samples: int | None = None, generator: torch.Generator | None = None,
                     method: str = "auto") -> Importance:
@@ -163,16 +194,12 @@ def fisher_diagonal(model: nn.Module, data: TaskData, *, kind: str = "true", bat
         with torch.no_grad():
             model_was_training = model.training
             logits = torch.cat([model.eval()(x, task) for x, _, task in
-                                batches(data, batch_size, device=_device_of(model), shuffle=False)])
+                                batches(data, batch_size, device=device_of(model), shuffle=False)])
             model.train(model_was_training)
             sampled = torch.multinomial(F.softmax(logits, dim=1), 1, generator=generator)[:, 0]
         data = TaskData(data.x, sampled.to(data.y.device), data.task)
     return per_sample_gradient_moment(model, data, log_likelihood, 2, batch_size=batch_size,
                                       max_samples=max_samples, method=method)
-
-
-def _device_of(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
 
 
 def log_likelihood(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

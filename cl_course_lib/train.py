@@ -66,7 +66,7 @@ def accuracy(model: torch.nn.Module, data: TaskData, batch_size: int = 4096) -> 
     """Fraction of ``data`` whose arg-max logit is the label (model in eval mode, on its
     device; ``data`` may live anywhere)."""
     model.eval()
-    device = next(model.parameters()).device
+    device = config.device_of(model)
     correct = torch.zeros((), dtype=torch.long, device=device)
     for x, y, task in batches(data, batch_size, device=device, shuffle=False):
         correct += (model(x, task).argmax(dim=1) == y).sum()
@@ -118,7 +118,8 @@ def run(strategy: Strategy, benchmark: Benchmark, *, epochs: int = 1, batch_size
             strategy.plan_steps(epochs * n_batches(data, batch_size))
             for _ in range(epochs):
                 for x, y, task_id in batches(data, batch_size, device=device, shuffle=True, workers=workers) if data is not None else ():
-                    losses.append(strategy.observe(x, y, task_id)["loss"])
+                    with _explain_out_of_memory(x, batch_size, device):
+                        losses.append(strategy.observe(x, y, task_id)["loss"])
                 bar.update()
                 bar.set_postfix(task=t + 1, loss=f"{losses[-1].item():.3f}" if losses else "-")
             strategy.after_task(task)
@@ -148,6 +149,21 @@ def _on_device(benchmark: Benchmark, device: torch.device, placement: str) -> bo
 
 
 @contextmanager
+def _explain_out_of_memory(x, batch_size: int, device: torch.device):
+    """Re-raise running out of device memory with the settings that fix it."""
+    try:
+        yield
+    except torch.OutOfMemoryError as err:
+        ids = x.get("input_ids") if isinstance(x, dict) else None
+        length = f" × {ids.shape[1]} tokens" if ids is not None else ""
+        fewer = "halve batch_size" + (" or max_length (shorter sequences)" if ids is not None else "")
+        raise torch.OutOfMemoryError(
+            f"out of memory on {device} at a batch of {batch_size}{length}: {fewer} "
+            f"(e.g. batch_size={max(1, batch_size // 2)}), or train in precision='bf16'. "
+            f"PyTorch said: {str(err).splitlines()[0] if str(err) else 'out of memory'}") from err
+
+
+@contextmanager
 def _timed(timer: dict, key: str, device: torch.device):
     """Add the wall-clock time of the block to ``timer[key]``, waiting for queued GPU work."""
     _sync(device)
@@ -172,7 +188,7 @@ def _check_run_arguments(strategy, benchmark, epochs, batch_size) -> None:
     check("batch_size", batch_size, integer=True, at_least=1, example=128)
     # Probe the model on two samples through the first and the last head the benchmark uses.
     model, x = strategy.model, inputs.select(benchmark.tasks[0].test.x, slice(0, 2))
-    x = inputs.to(x, next(model.parameters()).device)
+    x = inputs.to(x, config.device_of(model))
     try:
         with torch.no_grad():
             first, last = model.eval()(x, 0), model(x, benchmark.n_heads - 1)

@@ -63,7 +63,7 @@ class LwF(Strategy):
                 targets = [self.teacher(x, t) for t in self.old_tasks]
             return sum(distillation_loss(self.model(x, t), target, self.temperature)
                        for t, target in zip(self.old_tasks, targets))
-        units = self.old_units.to(x.device)
+        units = self.old_units.to(logits.device)
         with torch.no_grad():
             target = self.teacher(x, task)[:, units]
         return distillation_loss(logits[:, units], target, self.temperature)
