@@ -1,4 +1,4 @@
-"""Command line: ``python -m cl_course_lib {doctor,fetch-data,start-exercise,run} ...``."""
+"""Command line: ``python -m cl_course_lib {doctor,fetch-data,start-exercise,run,finetune-text} ...``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 
 COURSE_ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ("split_mnist", "permuted_mnist", "rotated_mnist")
+TEXT_TASKS = ("bbc_news", "sentiment_domains")
 
 
 
@@ -71,16 +72,48 @@ def run_benchmark(args) -> int:
     strategy = make_strategy(args, model)
     result = cl.run(strategy, bench, epochs=args.epochs, batch_size=args.batch_size, device=args.device,
                     checkpoint_dir=args.checkpoint_dir, progress=not args.json, name=args.strategy)
+    return report(args, bench, result)
+
+
+def finetune_text(args) -> int:
+    """Fine-tune a pretrained Transformer on a sequence of text tasks and report the metrics."""
+    import copy
+
+    import cl_course_lib as cl
+    from cl_course_lib.models.adapters import PerTaskLoRA
+    from cl_course_lib.models.text import TextClassifier, load_text_encoder
+
+    cl.seed_everything(args.seed)
+    encoder = load_text_encoder(args.encoder)
+    if not args.json:
+        print(f"encoder: {encoder.source}")
+    sizes = {"max_length": args.max_length, "max_train_per_task": args.max_train_per_task,
+             "max_test_per_task": args.max_test_per_task}
+    bench = getattr(cl.benchmarks, args.tasks)(encoder.tokenizer, args.scenario, **sizes)
+    model = TextClassifier(copy.deepcopy(encoder.model), bench.n_outputs, heads=bench.n_heads, pooling=args.pooling)
+    if args.freeze_embeddings:
+        model.encoder.embeddings.word_embeddings.requires_grad_(False)
+    if args.lora_rank:
+        model = PerTaskLoRA(model, rank=args.lora_rank)
+    model = cl.models.Preprocessed(cl.models.TrimPadding(), model)
+    strategy = make_strategy(args, model, tuned=False)
+    result = cl.run(strategy, bench, epochs=args.epochs, batch_size=args.batch_size, device=args.device,
+                    checkpoint_dir=args.checkpoint_dir, progress=not args.json, name=args.strategy)
+    return report(args, bench, result, encoder=encoder.source)
+
+
+def report(args, bench, result, **extra) -> int:
+    """Print the run's metrics: one JSON line with ``--json``, else a few readable lines."""
     options = {key: value for key, value in vars(args).items() if key != "func"}
-    report = {"acc_matrix": result.acc_matrix.values.round(4).tolist(), **result.summary(),
-              "settings": {**options, **result.settings}}
+    numbers = {"acc_matrix": result.acc_matrix.values.round(4).tolist(), **result.summary(),
+               "settings": {**options, **result.settings, **extra}}
     if args.json:
-        print(json.dumps(report))
+        print(json.dumps(numbers))
     else:
         print(repr(bench))
         for key in ("acc", "bwt", "fwt", "forgetting", "train_seconds"):
-            if key in report:
-                print(f"{key:>14}: {report[key]:.4f}")
+            if key in numbers:
+                print(f"{key:>14}: {numbers[key]:.4f}")
     return 0
 
 
@@ -112,21 +145,22 @@ METHOD_FLAGS = {
 STEP_FLAGS = ("lr", "optimizer", "weight_decay", "precision", "clip_grad_norm", "schedule", "warmup")
 
 
-def make_strategy(args, model):
-    """The strategy named by ``--strategy`` (``strategies.STRATEGIES``), with the flags given."""
+def make_strategy(args, model, *, tuned: bool = True):
+    """The strategy named by ``--strategy`` (``strategies.STRATEGIES``), with the flags given
+    (unset ones: with ``tuned``, the values tuned for Split MNIST's scenario, else the defaults)."""
     from cl_course_lib.strategies import STRATEGIES
     from cl_course_lib.strategies.tuned import TUNED
 
     given = {kwarg: getattr(args, flag) for kwarg, flag in METHOD_FLAGS.get(args.strategy, {}).items()}
     given |= {flag: getattr(args, flag) for flag in STEP_FLAGS}
-    kwargs = TUNED.get(args.strategy, {}).get(args.scenario, {}) | {k: v for k, v in given.items() if v is not None}
+    kwargs = TUNED.get(args.strategy, {}).get(args.scenario, {}) if tuned else {}
+    kwargs |= {k: v for k, v in given.items() if v is not None}
     return STRATEGIES[args.strategy](model, **kwargs)
 
 
 def parser() -> argparse.ArgumentParser:
     from cl_course_lib.data.benchmarks import SCENARIOS
-    from cl_course_lib.strategies import STRATEGIES
-    from cl_course_lib.strategies.base import OPTIMIZERS, PRECISIONS, SCHEDULES
+    from cl_course_lib.models.text import ENCODERS, POOLINGS
 
     top = argparse.ArgumentParser(prog="python -m cl_course_lib", description=__doc__)
     sub = top.add_subparsers(dest="command", required=True)
@@ -138,23 +172,58 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help=run_benchmark.__doc__)
     r.add_argument("--benchmark", choices=BENCHMARKS, default="split_mnist")
     r.add_argument("--scenario", choices=SCENARIOS, default="class")
-    r.add_argument("--strategy", choices=list(STRATEGIES), default="naive")
-    r.add_argument("--epochs", type=int, default=4)
-    r.add_argument("--batch-size", type=int, default=128)
-    r.add_argument("--lr", type=float, default=None, help="default 1e-3 (gem: 0.01)")
-    r.add_argument("--optimizer", choices=list(OPTIMIZERS), default=None, help="default adam (gem: sgd)")
-    r.add_argument("--weight-decay", type=float, default=None, help="default 0")
-    r.add_argument("--precision", choices=list(PRECISIONS), default=None, help="default fp32; bf16 or fp16 autocast")
-    r.add_argument("--clip-grad-norm", type=float, default=None, help="clip the gradient norm to this (default: no)")
-    r.add_argument("--schedule", choices=SCHEDULES, default=None, help="learning rate per task (default constant)")
-    r.add_argument("--warmup", type=float, default=None, help="linear schedule: warm-up fraction of a task's steps")
-    r.add_argument("--checkpoint-dir", default=None, help="checkpoint after every task here; rerun to resume")
     r.add_argument("--hidden", type=int, nargs="+", default=[400, 400], help="hidden layer widths")
     r.add_argument("--n-tasks", type=int, default=10, help="tasks of permuted_mnist")
     r.add_argument("--max-train-per-task", type=int, default=None)
-    r.add_argument("--seed", type=int, default=0)
-    reg = r.add_argument_group("regularisation (chapter 3); unset: the value tuned for the scenario "
-                                 "(cl_course_lib/strategies/tuned.py)")
+    add_training_flags(r, epochs=4, batch_size=128, lr="default 1e-3 (gem: 0.01)",
+                       optimizer="default adam (gem: sgd)")
+    pnn = r.add_argument_group("progressive networks (task-incremental only)")
+    pnn.add_argument("--pnn-adapter", choices=("mlp", "linear"), default="mlp",
+                     help="lateral adapter: mlp (Rusu et al. eq. 2, default) or linear (eq. 1)")
+    pnn.add_argument("--pnn-adapter-reduction", type=int, default=1,
+                     help="the mlp adapter's V projects to ceil(width / this) units (default 1)")
+    r.set_defaults(func=run_benchmark)
+    t = sub.add_parser("finetune-text", help=finetune_text.__doc__)
+    t.add_argument("--tasks", choices=TEXT_TASKS, default="bbc_news",
+                   help="bbc_news: 5 topics in 3 tasks; sentiment_domains: movies then medicine")
+    t.add_argument("--scenario", choices=SCENARIOS, default="class")
+    t.add_argument("--encoder", choices=ENCODERS, default=ENCODERS[0],
+                   help="offline all-MiniLM-L6-v2 (default), or bert-base-uncased from the hub")
+    t.add_argument("--pooling", choices=POOLINGS, default="mean")
+    t.add_argument("--max-length", type=int, default=64, help="tokens per text (default 64)")
+    t.add_argument("--max-train-per-task", type=int, default=None)
+    t.add_argument("--max-test-per-task", type=int, default=None)
+    t.add_argument("--freeze-embeddings", action="store_true", help="freeze the token-embedding table")
+    t.add_argument("--lora-rank", type=int, default=0,
+                   help="r > 0: a frozen encoder with one LoRA adapter per task (task scenario only)")
+    add_training_flags(t, epochs=1, batch_size=16, lr="default 5e-5", optimizer="default adamw",
+                       lr_default=5e-5, optimizer_default="adamw")
+    t.set_defaults(func=finetune_text)
+    # Listed for --help; main() hands its arguments to cl_course_lib.reproduce unparsed.
+    sub.add_parser("reproduce", help="reproduce a published table: sweep | hsu2018 (see reproduce --help)")
+    return top
+
+
+def add_training_flags(p, *, epochs: int, batch_size: int, lr: str, optimizer: str, lr_default=None,
+                       optimizer_default=None) -> None:
+    """The flags ``run`` and ``finetune-text`` share: the strategy, the step, each method's own."""
+    from cl_course_lib.strategies import STRATEGIES
+    from cl_course_lib.strategies.base import OPTIMIZERS, PRECISIONS, SCHEDULES
+
+    p.add_argument("--strategy", choices=list(STRATEGIES), default="naive")
+    p.add_argument("--epochs", type=int, default=epochs)
+    p.add_argument("--batch-size", type=int, default=batch_size)
+    p.add_argument("--lr", type=float, default=lr_default, help=lr)
+    p.add_argument("--optimizer", choices=list(OPTIMIZERS), default=optimizer_default, help=optimizer)
+    p.add_argument("--weight-decay", type=float, default=None, help="default 0")
+    p.add_argument("--precision", choices=list(PRECISIONS), default=None, help="default fp32; bf16 or fp16 autocast")
+    p.add_argument("--clip-grad-norm", type=float, default=None, help="clip the gradient norm to this (default: no)")
+    p.add_argument("--schedule", choices=SCHEDULES, default=None, help="learning rate per task (default constant)")
+    p.add_argument("--warmup", type=float, default=None, help="linear schedule: warm-up fraction of a task's steps")
+    p.add_argument("--checkpoint-dir", default=None, help="checkpoint after every task here; rerun to resume")
+    p.add_argument("--seed", type=int, default=0)
+    reg = p.add_argument_group("regularisation (chapter 3); unset: for run, the value tuned for the scenario "
+                               "(cl_course_lib/strategies/tuned.py)")
     reg.add_argument("--l2-lambda", type=float, default=None)
     reg.add_argument("--ewc-lambda", type=float, default=None)
     reg.add_argument("--online-ewc-lambda", type=float, default=None)
@@ -164,26 +233,19 @@ def parser() -> argparse.ArgumentParser:
     reg.add_argument("--mas-lambda", type=float, default=None)
     reg.add_argument("--fisher-kind", choices=("true", "empirical"), default=None)
     reg.add_argument("--fisher-samples", type=int, default=None)
-    mem = r.add_argument_group("replay, GEM, A-GEM, LwF (chapter 4)")
+    mem = p.add_argument_group("replay, GEM, A-GEM, LwF (chapter 4)")
     mem.add_argument("--mem-size", type=int, default=None, help="samples stored in all (replay, gem, agem; default 1000)")
     mem.add_argument("--buffer", choices=("reservoir", "class_balanced"), default="reservoir", help="replay's buffer")
     mem.add_argument("--gem-margin", type=float, default=None, help="GEM's memory strength γ (default 0.5)")
     mem.add_argument("--lwf-alpha", type=float, default=None, help="LwF's distillation weight (default 1)")
     mem.add_argument("--temperature", type=float, default=None, help="LwF's distillation temperature (default 2)")
-    pnn = r.add_argument_group("progressive networks (task-incremental only)")
-    pnn.add_argument("--pnn-adapter", choices=("mlp", "linear"), default="mlp",
-                     help="lateral adapter: mlp (Rusu et al. eq. 2, default) or linear (eq. 1)")
-    pnn.add_argument("--pnn-adapter-reduction", type=int, default=1,
-                     help="the mlp adapter's V projects to ceil(width / this) units (default 1)")
-    r.add_argument("--device", default=None, help="e.g. cpu or cuda (default: best available)")
-    r.add_argument("--json", action="store_true", help="print one JSON line (no progress bar)")
-    r.set_defaults(func=run_benchmark)
-    # Listed for --help; main() hands its arguments to cl_course_lib.reproduce unparsed.
-    sub.add_parser("reproduce", help="reproduce a published table: sweep | hsu2018 (see reproduce --help)")
-    return top
+    p.add_argument("--device", default=None, help="e.g. cpu or cuda (default: best available)")
+    p.add_argument("--json", action="store_true", help="print one JSON line (no progress bar)")
 
 
 def main(argv: list[str] | None = None) -> int:
+    from torch import OutOfMemoryError
+
     from cl_course_lib.data.sources import DataUnavailableError
 
     argv = sys.argv[1:] if argv is None else argv
@@ -195,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, DataUnavailableError) as err:  # a user's mistake or missing data: one clear line
+    except (ValueError, DataUnavailableError, OutOfMemoryError) as err:  # a mistake, missing data, memory: one line
         print(f"error: {err}", file=sys.stderr)
         return 2
 
