@@ -22,16 +22,16 @@ and returns the same ``Result`` as ``train.run``.
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import device_of
 from .data.benchmarks import Benchmark
 from .metrics import AccuracyMatrix
-from .train import Result, evaluate
+from .train import Result, _timed, evaluate
 from .validation import check
 
 
@@ -133,12 +133,16 @@ def fit_sequence(classifier: NearestClassMean | RandomProjectionRidge, benchmark
     if not isinstance(x, torch.Tensor) or x.dim() != 2:
         raise ValueError("fit_sequence works on features (N, d): embed the benchmark first, "
                          "features.embed_benchmark(model.features, model, bench).")
-    rows, seconds = [evaluate(classifier, benchmark)], 0.0
+    timer, device = {"train": 0.0, "eval": 0.0}, device_of(classifier)
+    with _timed(timer, "eval", device):
+        rows = [evaluate(classifier, benchmark)]
     for task in benchmark.tasks:
-        started = time.perf_counter()
-        classifier.update(task.train.x, task.train.y)
-        classifier(task.train.x[:1])  # the solve (RanPAC) counts as training time
-        seconds += time.perf_counter() - started
-        rows.append(evaluate(classifier, benchmark))
+        with _timed(timer, "train", device):
+            classifier.update(task.train.x, task.train.y)
+            classifier(task.train.x[:1])  # the solve (RanPAC) counts as training time
+        with _timed(timer, "eval", device):
+            rows.append(evaluate(classifier, benchmark))
     return Result(name or type(classifier).__name__, AccuracyMatrix(np.array(rows)), np.empty(0),
-                  [0] * benchmark.n_tasks, seconds, 0.0, {"benchmark": benchmark.name, "scenario": benchmark.scenario})
+                  [0] * benchmark.n_tasks, timer["train"], timer["eval"],
+                  {"benchmark": benchmark.name, "scenario": benchmark.scenario})
+
