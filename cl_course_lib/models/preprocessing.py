@@ -35,11 +35,16 @@ class ImageInput(nn.Module):
     Args:
         size: the side of the square output (e.g. 224 for ImageNet weights, 32 for a quick run).
         mean, std: per-channel statistics of the pretrained weights (ImageNet's by default).
+        channels_last: return the images in ``torch.channels_last`` memory order (NHWC), the
+            layout GPUs' tensor-core convolutions run fastest in (the model too:
+            ``model.to(memory_format=torch.channels_last)``).
     """
 
-    def __init__(self, size: int, *, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD):
+    def __init__(self, size: int, *, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
+                 channels_last: bool = False):
         super().__init__()
         self.size = check("size", size, integer=True, at_least=1, example=224)
+        self.channels_last = bool(channels_last)
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
 
@@ -52,7 +57,8 @@ class ImageInput(nn.Module):
         if x.shape[-2:] != (self.size, self.size):
             x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False,
                               antialias=x.shape[-1] > self.size)
-        return (x - self.mean) / self.std
+        x = (x - self.mean) / self.std
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
 
 class TrimPadding(nn.Module):
@@ -80,3 +86,7 @@ class Preprocessed(nn.Module):
 
     def forward(self, x, task: int | torch.Tensor | None = None) -> torch.Tensor:
         return self.model(self.transform(x), task)
+
+    def features(self, x) -> torch.Tensor:
+        """The wrapped model's ``features`` of the transformed inputs (for ``features.embed``)."""
+        return self.model.features(self.transform(x))
