@@ -18,6 +18,7 @@ from .online_ewc import OnlineEWC
 from .pnn import PNN
 from .replay import Replay
 from .si import SI
+from .slow_learner import SlowLearner
 
 
 def _methods(cls: type) -> list[type]:
@@ -34,4 +35,4 @@ def _methods(cls: type) -> list[type]:
 STRATEGIES: dict[str, type[Strategy]] = {cls.key: cls for cls in _methods(Strategy)}
 
 __all__ = ["AGEM", "EWC", "GEM", "L2", "MAS", "SI", "STRATEGIES", "Cumulative", "Joint", "LwF", "Naive", "OnlineEWC",
-           "PNN", "Replay", "Strategy"]
+           "PNN", "Replay", "SlowLearner", "Strategy"]
