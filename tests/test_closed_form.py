@@ -252,3 +252,124 @@ def test_fit_sequence_refuses_raw_token_inputs_and_other_classifiers():
         fit_sequence(NearestClassMean(D, K), images)
     with pytest.raises(TypeError, match="classifier"):
         fit_sequence(torch.nn.Linear(D, K), bench)
+
+
+# ----------------------------------------------------------------------------- ridge="gcv"
+
+GCV_GRID = cl.closed_form.GCV_GRID
+
+
+def brute_force_gcv(phi: torch.Tensor, y: torch.Tensor, lam: float) -> float:
+    """``n ‖Y − AY‖² / (n − tr A)²`` with the hat matrix ``A = Φ(ΦᵀΦ + λI)⁻¹Φᵀ`` built
+    explicitly (n × n, float64)."""
+    n, m = phi.shape
+    Y = F.one_hot(y, K).double()
+    A = phi @ torch.linalg.inv(phi.T @ phi + lam * torch.eye(m, dtype=torch.float64)) @ phi.T
+    return float(n * (Y - A @ Y).square().sum() / (n - torch.trace(A)) ** 2)
+
+
+def expanded(h, projection):
+    return h.double() if projection is None else (h.double() @ projection).clamp_min(0)
+
+
+@pytest.mark.parametrize("projection_dim, n", [(0, 60), (24, 90)], ids=["features", "projection"])
+def test_gcv_scores_equal_the_brute_force_hat_matrix_for_every_lambda(projection_dim, n):
+    h, y = features(n, 4)
+    ranpac = RandomProjectionRidge(D, K, projection_dim=projection_dim, ridge="gcv", seed=2)
+    ranpac.update(h, y)
+    lambdas, scores = ranpac.gcv_scores()
+    phi = expanded(h, ranpac.projection)
+    G = phi.T @ phi
+    # the grid: GCV_GRID × the mean eigenvalue of G, i.e. × tr G / M
+    torch.testing.assert_close(lambdas, GCV_GRID * torch.trace(G) / len(G), rtol=1e-10, atol=0)
+    assert len(lambdas) == len(GCV_GRID) == 17 and GCV_GRID[0] == 1e-6 and GCV_GRID[-1] == pytest.approx(100.0)
+    by_hand = torch.tensor([brute_force_gcv(phi, y, float(lam)) for lam in lambdas], dtype=torch.float64)
+    torch.testing.assert_close(scores, by_hand, rtol=1e-7, atol=0)
+    assert by_hand.max() / by_hand.min() > 1.01  # λ matters here: a constant score would not test the choice
+
+
+def test_gcv_scores_with_fewer_samples_than_projected_features():
+    """RanPAC's regime, n < M (G has rank n): the scores still follow the hat matrix, to
+    rounding. The smallest λ of the grid lose digits to G's rounding-level eigenvalues (the
+    scores there are differences of nearly equal sums), so they are compared at 1e-2 only."""
+    h, y = features(30, 8)
+    ranpac = RandomProjectionRidge(D, K, projection_dim=256, ridge="gcv", seed=1)
+    ranpac.update(h, y)
+    lambdas, scores = ranpac.gcv_scores()
+    phi = expanded(h, ranpac.projection)
+    by_hand = torch.tensor([brute_force_gcv(phi, y, float(lam)) for lam in lambdas], dtype=torch.float64)
+    assert torch.isfinite(scores).all()
+    torch.testing.assert_close(scores[:4], by_hand[:4], rtol=1e-2, atol=0)
+    torch.testing.assert_close(scores[4:], by_hand[4:], rtol=1e-5, atol=0)
+    ranpac.weights()
+    assert ranpac.ridge_used == pytest.approx(float(lambdas[by_hand.argmin()]), rel=1e-10)
+
+
+@pytest.mark.parametrize("projection_dim", [0, 24])
+def test_gcv_chooses_the_grids_argmin_and_solves_at_it(projection_dim):
+    h, y = features(90, 5)
+    ranpac = RandomProjectionRidge(D, K, projection_dim=projection_dim, ridge="gcv", seed=2)
+    assert ranpac.ridge_used is None
+    ranpac.update(h, y)
+    weights = ranpac.weights()
+    phi = expanded(h, ranpac.projection)
+    lambdas = GCV_GRID * torch.trace(phi.T @ phi) / phi.shape[1]
+    by_hand = [brute_force_gcv(phi, y, float(lam)) for lam in lambdas]
+    best = min(range(len(by_hand)), key=by_hand.__getitem__)
+    assert ranpac.ridge_used == pytest.approx(float(lambdas[best]), rel=1e-10)
+    m = phi.shape[1]
+    explicit = torch.linalg.solve(phi.T @ phi + ranpac.ridge_used * torch.eye(m, dtype=torch.float64),
+                                  phi.T @ F.one_hot(y, K).double())
+    assert (weights - explicit).abs().max() <= 1e-8 * explicit.abs().max()
+    query, _ = features(12, 6)
+    torch.testing.assert_close(ranpac(query), expanded(query, ranpac.projection) @ explicit, rtol=1e-7, atol=1e-9)
+
+
+def test_gcv_resolves_after_each_update():
+    ranpac = RandomProjectionRidge(D, K, projection_dim=16, ridge="gcv")
+    ranpac.update(*features(40, 0, classes=(0, 1)))
+    ranpac(features(3, 9)[0])
+    first = ranpac.ridge_used
+    more = features(80, 1, classes=(2, 3, 4))
+    ranpac.update(*more)
+    fresh = RandomProjectionRidge(D, K, projection_dim=16, ridge="gcv")
+    fresh.update(*features(40, 0, classes=(0, 1)))
+    fresh.update(*more)
+    query, _ = features(10, 3)
+    assert torch.allclose(ranpac(query), fresh(query), rtol=1e-10, atol=1e-12)
+    assert ranpac.ridge_used == fresh.ridge_used and first is not None
+
+
+def test_gcv_is_order_invariant():
+    parts = [features(40, s, classes) for s, classes in ((0, (0, 1)), (1, (2, 3)), (2, (4,)))]
+    forward, backward = (RandomProjectionRidge(D, K, projection_dim=32, ridge="gcv") for _ in range(2))
+    for h, y in parts:
+        forward.update(h, y)
+    for h, y in reversed(parts):
+        backward.update(h, y)
+    query, _ = features(30, 7)
+    a, b = forward(query), backward(query)
+    assert forward.ridge_used == pytest.approx(backward.ridge_used, rel=1e-9)
+    assert (a - b).abs().max() <= 1e-8 * a.abs().max()
+    assert torch.equal(a.argmax(dim=1), b.argmax(dim=1))
+
+
+def test_gcv_scores_need_samples():
+    with pytest.raises(ValueError, match="update"):
+        RandomProjectionRidge(D, K, projection_dim=8, ridge="gcv").gcv_scores()
+
+
+@pytest.mark.parametrize("ridge, error", [("auto", TypeError), ("GCV", TypeError), (-1, ValueError),
+                                          (0.0, ValueError), (None, TypeError)])
+def test_a_bad_ridge_is_explained(ridge, error):
+    with pytest.raises(error, match="ridge") as caught:
+        RandomProjectionRidge(D, K, ridge=ridge)
+    assert "'gcv'" in str(caught.value)  # the message offers the automatic choice
+
+
+@pytest.mark.parametrize("ridge", [0.25, 3])
+def test_a_fixed_ridge_is_the_ridge_used(ridge):
+    ranpac = RandomProjectionRidge(D, K, projection_dim=8, ridge=ridge)
+    ranpac.update(*features(30, 0))
+    ranpac.weights()
+    assert ranpac.ridge_used == ridge and isinstance(ranpac.ridge_used, float)
