@@ -1,4 +1,4 @@
-"""Command line: ``python -m cl_course_lib {doctor,fetch-data,start-exercise,run,finetune-text} ...``."""
+"""Command line: ``python -m cl_course_lib {doctor,fetch-data,start-exercise,run,finetune-text,finetune-vision} ...``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 COURSE_ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ("split_mnist", "permuted_mnist", "rotated_mnist")
 TEXT_TASKS = ("bbc_news", "sentiment_domains")
+IMAGE_TASKS = ("split_fashion_mnist", "split_mnist")
 
 
 
@@ -102,6 +103,32 @@ def finetune_text(args) -> int:
     return report(args, bench, result, encoder=encoder.source)
 
 
+def finetune_vision(args) -> int:
+    """Fine-tune a pretrained CNN on a sequence of image tasks and report the metrics."""
+    import torch
+
+    import cl_course_lib as cl
+
+    cl.seed_everything(args.seed)
+    backbone = cl.models.load_backbone(args.backbone)
+    if not args.json:
+        print(f"backbone: {backbone.source}")
+    bench = getattr(cl.benchmarks, args.tasks)(args.scenario, max_train_per_task=args.max_train_per_task,
+                                                max_test_per_task=args.max_test_per_task)
+    model = cl.models.ImageClassifier(backbone.model, backbone.n_features, bench.n_outputs, heads=bench.n_heads)
+    if args.freeze_batchnorm:
+        cl.models.freeze_batchnorm(model)
+    if args.freeze_backbone:
+        model.backbone.requires_grad_(False)
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    model = cl.models.Preprocessed(cl.models.ImageInput(args.image_size, channels_last=args.channels_last), model)
+    strategy = make_strategy(args, model, tuned=False)
+    result = cl.run(strategy, bench, epochs=args.epochs, batch_size=args.batch_size, device=args.device,
+                    checkpoint_dir=args.checkpoint_dir, progress=not args.json, name=args.strategy)
+    return report(args, bench, result, backbone=backbone.source)
+
+
 def report(args, bench, result, **extra) -> int:
     """Print the run's metrics: one JSON line with ``--json``, else a few readable lines."""
     options = {key: value for key, value in vars(args).items() if key != "func"}
@@ -141,6 +168,7 @@ METHOD_FLAGS = {
     "gem": {"mem_size": "mem_size", "margin": "gem_margin"},
     "agem": {"mem_size": "mem_size"},
     "lwf": {"alpha": "lwf_alpha", "temperature": "temperature"},
+    "slow_learner": {"backbone_lr_scale": "backbone_lr_scale"},
 }
 STEP_FLAGS = ("lr", "optimizer", "weight_decay", "precision", "clip_grad_norm", "schedule", "warmup")
 
@@ -161,6 +189,7 @@ def make_strategy(args, model, *, tuned: bool = True):
 def parser() -> argparse.ArgumentParser:
     from cl_course_lib.data.benchmarks import SCENARIOS
     from cl_course_lib.models.text import ENCODERS, POOLINGS
+    from cl_course_lib.models.vision import BACKBONES
 
     top = argparse.ArgumentParser(prog="python -m cl_course_lib", description=__doc__)
     sub = top.add_subparsers(dest="command", required=True)
@@ -199,6 +228,22 @@ def parser() -> argparse.ArgumentParser:
     add_training_flags(t, epochs=1, batch_size=16, lr="default 5e-5", optimizer="default adamw",
                        lr_default=5e-5, optimizer_default="adamw")
     t.set_defaults(func=finetune_text)
+    v = sub.add_parser("finetune-vision", help=finetune_vision.__doc__)
+    v.add_argument("--tasks", choices=IMAGE_TASKS, default="split_fashion_mnist", help="5 tasks of 2 classes each")
+    v.add_argument("--scenario", choices=SCENARIOS, default="class")
+    v.add_argument("--backbone", choices=BACKBONES, default=BACKBONES[-1],
+                   help="mobilenet_v2 (offline, default), or resnet18/resnet50 with torchvision's download")
+    v.add_argument("--image-size", type=int, default=32,
+                   help="side in pixels the 28×28 grey images are resized to, per batch on the device "
+                        "(default 32; 224 is the backbones' native size)")
+    v.add_argument("--max-train-per-task", type=int, default=None)
+    v.add_argument("--max-test-per-task", type=int, default=None)
+    v.add_argument("--freeze-backbone", action="store_true", help="train the head(s) only (a linear probe)")
+    v.add_argument("--freeze-batchnorm", action="store_true",
+                   help="fixed BatchNorm statistics (torchvision's FrozenBatchNorm2d)")
+    v.add_argument("--channels-last", action="store_true", help="NHWC memory order (faster convolutions on GPUs)")
+    add_training_flags(v, epochs=1, batch_size=32, lr="default 1e-4", optimizer="default adam", lr_default=1e-4)
+    v.set_defaults(func=finetune_vision)
     # Listed for --help; main() hands its arguments to cl_course_lib.reproduce unparsed.
     sub.add_parser("reproduce", help="reproduce a published table: sweep | hsu2018 (see reproduce --help)")
     return top
@@ -206,7 +251,8 @@ def parser() -> argparse.ArgumentParser:
 
 def add_training_flags(p, *, epochs: int, batch_size: int, lr: str, optimizer: str, lr_default=None,
                        optimizer_default=None) -> None:
-    """The flags ``run`` and ``finetune-text`` share: the strategy, the step, each method's own."""
+    """The flags ``run``, ``finetune-text`` and ``finetune-vision`` share: the strategy, the
+    step, each method's own."""
     from cl_course_lib.strategies import STRATEGIES
     from cl_course_lib.strategies.base import OPTIMIZERS, PRECISIONS, SCHEDULES
 
@@ -239,6 +285,9 @@ def add_training_flags(p, *, epochs: int, batch_size: int, lr: str, optimizer: s
     mem.add_argument("--gem-margin", type=float, default=None, help="GEM's memory strength γ (default 0.5)")
     mem.add_argument("--lwf-alpha", type=float, default=None, help="LwF's distillation weight (default 1)")
     mem.add_argument("--temperature", type=float, default=None, help="LwF's distillation temperature (default 2)")
+    slow = p.add_argument_group("slow learner (chapter 8)")
+    slow.add_argument("--backbone-lr-scale", type=float, default=None,
+                      help="slow_learner: everything but the head trains at this × lr (default 0.01, SLCA)")
     p.add_argument("--device", default=None, help="e.g. cpu or cuda (default: best available)")
     p.add_argument("--json", action="store_true", help="print one JSON line (no progress bar)")
 

@@ -156,7 +156,9 @@ def _explain_out_of_memory(x, batch_size: int, device: torch.device):
     except torch.OutOfMemoryError as err:
         ids = x.get("input_ids") if isinstance(x, dict) else None
         length = f" × {ids.shape[1]} tokens" if ids is not None else ""
-        fewer = "halve batch_size" + (" or max_length (shorter sequences)" if ids is not None else "")
+        images = isinstance(x, torch.Tensor) and x.dim() >= 3
+        fewer = "halve batch_size" + (" or max_length (shorter sequences)" if ids is not None else "") + (
+            " or the image size the model resizes to (ImageInput(size), --image-size)" if images else "")
         raise torch.OutOfMemoryError(
             f"out of memory on {device} at a batch of {batch_size}{length}: {fewer} "
             f"(e.g. batch_size={max(1, batch_size // 2)}), or train in precision='bf16'. "

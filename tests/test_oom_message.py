@@ -68,3 +68,41 @@ def test_other_errors_of_observe_pass_through_unchanged(monkeypatch):
     with pytest.raises(RuntimeError, match="^something else$"):
         cl.run(strategy, bench_of(lambda n, s: torch.randn(n, LENGTH)), batch_size=16, device="cpu",
                progress=False)
+
+
+def image_bench(n=12) -> Benchmark:
+    """Two tasks of grey 28×28 images, the raw inputs an ImageInput resizes per batch."""
+    g = torch.Generator().manual_seed(0)
+    tasks = tuple(Task(t, f"t{t}", ("a", "b"), TaskData(torch.rand(n, 1, 28, 28, generator=g),
+                                                         torch.randint(0, 2, (n,), generator=g), t),
+                       TaskData(torch.rand(4, 1, 28, 28, generator=g), torch.randint(0, 2, (4,), generator=g), t))
+                  for t in range(2))
+    return Benchmark("toy_images", "domain", tasks, 2, 1, (1, 28, 28))
+
+
+def image_model():
+    torch.manual_seed(0)
+    backbone = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+    return cl.models.Preprocessed(cl.models.ImageInput(32), cl.models.ImageClassifier(backbone, 4, 2))
+
+
+@pytest.mark.parametrize("batch_size, half", [(16, 8), (5, 2)])
+def test_image_inputs_name_the_image_size_as_well(monkeypatch, batch_size, half):
+    strategy = out_of_memory_on_observe(monkeypatch, Naive(image_model()))
+    with pytest.raises(torch.OutOfMemoryError) as caught:
+        cl.run(strategy, image_bench(), batch_size=batch_size, device="cpu", progress=False)
+    message = str(caught.value)
+    assert "--image-size" in message and "ImageInput(size)" in message
+    assert f"batch_size={half})" in message and "precision='bf16'" in message
+    assert "max_length" not in message and "tokens" not in message
+    assert "CUDA out of memory. Tried to allocate 2.00 GiB" in message and "more details" not in message
+    assert isinstance(caught.value.__cause__, torch.OutOfMemoryError)
+
+
+def test_token_and_flat_inputs_do_not_mention_the_image_size(monkeypatch):
+    for strategy, bench in ((text_strategy(), bench_of(lambda n, s: tokens(n, s))),
+                            (Naive(MLP(LENGTH, [4], 2)), bench_of(lambda n, s: torch.randn(n, LENGTH)))):
+        out_of_memory_on_observe(monkeypatch, strategy)
+        with pytest.raises(torch.OutOfMemoryError) as caught:
+            cl.run(strategy, bench, batch_size=8, device="cpu", progress=False)
+        assert "image" not in str(caught.value).lower()

@@ -33,7 +33,7 @@ import torch
 from . import inputs
 from ..validation import check
 from .text import TextData, load_bbc_news, load_drug_reviews, load_rotten_tomatoes, tokenize
-from .vision import ImageData, load_mnist
+from .vision import ImageData, load_fashion_mnist, load_mnist
 
 SCENARIOS = ("task", "domain", "class")
 
@@ -182,28 +182,44 @@ def _select_images(x: torch.Tensor, y: torch.Tensor, classes: Sequence[int], max
 
 
 def split(data: ImageData, task_classes: Sequence[Sequence[int]], *, scenario: str,
-          max_train_per_task: int | None = None) -> Benchmark:
+          max_train_per_task: int | None = None, max_test_per_task: int | None = None) -> Benchmark:
     """Split a labelled data set into tasks of disjoint classes, e.g. ``[(0, 1), (2, 3)]``.
 
     In the task and domain scenarios every task must have the same number of classes
     (heads of one size); the class scenario also takes e.g. ``[(0, 1), (2, 3), (4,)]``.
+    ``max_*_per_task`` keep each task's first samples in data order (the official files
+    are shuffled, so the classes stay close to balanced).
     """
     _check_task_classes(task_classes, data.classes, data.name, scenario)
+    for name, value in (("max_train_per_task", max_train_per_task), ("max_test_per_task", max_test_per_task)):
+        check(name, value, integer=True, at_least=1, optional=True, example=500)
     parts = []
     for classes in task_classes:
         names = [data.classes[c] for c in classes]
         parts.append(("/".join(names), names,
                       *_select_images(data.x_train, data.y_train, classes, max_train_per_task),
-                      *_select_images(data.x_test, data.y_test, classes, None)))
+                      *_select_images(data.x_test, data.y_test, classes, max_test_per_task)))
     return _assemble(f"split_{data.name}", scenario, parts, data.x_train.shape[1:])
 
 
-def split_mnist(scenario: str = "class", *, classes_per_task: int = 2,
-                max_train_per_task: int | None = None) -> Benchmark:
+def _pairs(classes_per_task: int) -> list[tuple[int, ...]]:
+    check("classes_per_task", classes_per_task, one_of=(1, 2, 5), fix="It must divide the 10 classes: use 1, 2 or 5.")
+    return [tuple(range(i, i + classes_per_task)) for i in range(0, 10, classes_per_task)]
+
+
+def split_mnist(scenario: str = "class", *, classes_per_task: int = 2, max_train_per_task: int | None = None,
+                max_test_per_task: int | None = None) -> Benchmark:
     """Split MNIST: digits (0,1), (2,3), ... as 5 tasks of 2 classes (Zenke et al. 2017)."""
-    check("classes_per_task", classes_per_task, one_of=(1, 2, 5), fix="It must divide the 10 digits: use 1, 2 or 5.")
-    groups = [tuple(range(i, i + classes_per_task)) for i in range(0, 10, classes_per_task)]
-    return split(load_mnist(), groups, scenario=scenario, max_train_per_task=max_train_per_task)
+    return split(load_mnist(), _pairs(classes_per_task), scenario=scenario, max_train_per_task=max_train_per_task,
+                 max_test_per_task=max_test_per_task)
+
+
+def split_fashion_mnist(scenario: str = "class", *, classes_per_task: int = 2, max_train_per_task: int | None = None,
+                        max_test_per_task: int | None = None) -> Benchmark:
+    """Split Fashion-MNIST: (T-shirt/top, Trouser), (Pullover, Dress), ... as 5 tasks of 2
+    classes, in label order (as Split MNIST)."""
+    return split(load_fashion_mnist(), _pairs(classes_per_task), scenario=scenario,
+                 max_train_per_task=max_train_per_task, max_test_per_task=max_test_per_task)
 
 
 def _input_transform_benchmark(name, data: ImageData, transforms, scenario, max_train_per_task):
