@@ -3,8 +3,6 @@ with SIGKILL after its first task's checkpoint resumes to the uninterrupted run'
 
 Real MiniLM weights (the course's cache), tiny tasks: a few steps per task."""
 
-import json
-import os
 import signal
 import subprocess
 import sys
@@ -13,6 +11,8 @@ from pathlib import Path
 
 import torch
 
+import cli_runs
+from cli_runs import finished
 from cl_course_lib import checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,15 +22,7 @@ TINY = ["finetune-text", "--tasks", "bbc_news", "--scenario", "class", "--strate
 
 
 def launch(*extra):
-    return subprocess.Popen([sys.executable, "-m", "cl_course_lib", *TINY, *map(str, extra)], cwd=ROOT,
-                            env={**os.environ, "CL_COURSE_THREADS": "1"}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-
-
-def finished(process) -> dict:
-    out, err = process.communicate(timeout=300)
-    assert process.returncode == 0, err[-2000:]
-    return json.loads(out.strip().splitlines()[-1])
+    return cli_runs.launch(*TINY, *extra)
 
 
 def test_finetune_text_prints_the_json_contract_and_resumes_after_sigkill(tmp_path):

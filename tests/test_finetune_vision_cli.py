@@ -7,7 +7,6 @@ pretrained tensors as the weights file has them, and a missing weights file is o
 Real MobileNetV2 weights (the course's cache), Split MNIST at 32 px, a few steps per task."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -22,6 +21,8 @@ import torchvision
 
 import cl_course_lib
 from cl_course_lib import __main__ as cli
+import cli_runs
+from cli_runs import finished
 from cl_course_lib import checkpoint
 from cl_course_lib.data import sources
 from cl_course_lib.data.sources import DataUnavailableError
@@ -45,15 +46,7 @@ def cached():
 
 
 def launch(*extra):
-    return subprocess.Popen([sys.executable, "-m", "cl_course_lib", *TINY, *map(str, extra)], cwd=ROOT,
-                            env={**os.environ, "CL_COURSE_THREADS": "1"}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-
-
-def finished(process) -> dict:
-    out, err = process.communicate(timeout=300)
-    assert process.returncode == 0, err[-2000:]
-    return json.loads(out.strip().splitlines()[-1])
+    return cli_runs.launch(*TINY, *extra)
 
 
 def test_finetune_vision_prints_the_json_contract_and_resumes_after_sigkill(cached, tmp_path):
