@@ -9,16 +9,23 @@ FIRST_CHAPTER := chapters/01_online_linear_regression.ipynb
 # pytest workers for make test; with CL_COURSE_THREADS=2 use WORKERS=1 (two cores in all)
 WORKERS ?= 2
 
-.PHONY: setup lab test outputs full book clean
+.PHONY: setup lab test outputs full book slides clean
 
-## setup: venv, pinned torch, the package with its dev extras, the data sets (idempotent)
-setup: $(VENV)/.installed
+## setup: venv, pinned torch, the package with its dev extras, the course's JupyterLab settings, the data sets (idempotent)
+setup: $(VENV)/.installed $(VENV)/.lab-settings
 	@$(BIN)/python -m cl_course_lib fetch-data
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet $(TORCH)
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $@
+
+# jupyter/ mirrors the environment's prefix: the announcements extension off (no "get notified
+# about Jupyter news?" prompt, nothing asked of the network), the light theme, kernels started
+# without asking.
+$(VENV)/.lab-settings: $(VENV)/.installed $(shell find jupyter -type f)
+	cp -R jupyter/. $(VENV)/
 	@touch $@
 
 ## lab: set up, then open the course in JupyterLab (prints the URL)
@@ -40,9 +47,14 @@ outputs: setup
 full: setup
 	$(BIN)/python -m tests.numerics --profile full chapters/*.md
 
-## book: build the Jupyter Book site into _build/html from the committed outputs
+## book: build the Jupyter Book site into _build/html from the committed outputs (warnings are errors)
 book: setup
-	$(BIN)/jupyter-book build . --config book.yml --toc toc.yml
+	$(BIN)/jupyter-book build . --config book.yml --toc toc.yml -W --keep-going
+
+## slides: set up, then turn each chapter into a reveal.js deck in _build/slides/, a folder that works offline (slides_config.py)
+slides: setup
+	$(BIN)/jupyter nbconvert --config slides_config.py chapters/*.ipynb
+	@echo "decks in _build/slides/: open any *.slides.html (file:// or python -m http.server)"
 
 clean:
 	rm -rf $(VENV) _build
