@@ -1,7 +1,8 @@
 """The course's one bibliography: references.bib is complete and well formed, the chapters,
-exercises and solutions cite only keys it has, every entry is cited by a chapter, every chapter
-ends with a References section that cites by key, and no hand-written author-year citation is
-left in the markdown. Fast: no build, no network."""
+exercises, solutions and the glossary cite only keys it has, every entry is cited by a chapter,
+every chapter ends with a References section that cites by key, and no hand-written author-year
+citation (English, or Chinese as in the glossary's definitions) is left in the markdown. Fast: no
+build, no network."""
 
 import re
 from pathlib import Path
@@ -14,10 +15,16 @@ ROOT = Path(__file__).resolve().parents[1]
 BIB = ROOT / "references.bib"
 CHAPTERS = sorted((ROOT / "chapters").glob("*.md"))
 SOURCES = sorted(p for folder in ("chapters", "exercises", "solutions") for p in (ROOT / folder).glob("*.md"))
+# A plain MyST page (not a notebook): read as text. Its Chinese definitions cite with the same roles.
+GLOSSARY = ROOT / "glossary.md"
+CITING = SOURCES + [GLOSSARY]
 VENUE_FIELDS = ("journal", "booktitle", "publisher", "school", "institution", "howpublished")
 # {cite}`a`, {cite:p}`a,b`, {cite:t}`{see}a{eq. 2}` (pre- and post-text in braces), ...
 CITE_ROLE = re.compile(r"\{cite(?::(?P<kind>[a-z]+))?\}`(?P<targets>[^`]*)`")
 YEAR = r"\(?\s*(?:1[89]|20)\d\d\b"
+# the same in Chinese text, where the parenthesis and the comma before a year are full-width
+ZH_YEAR = r"[（(]?\s*(?:1[89]|20)\d\d\b"
+LATIN_NAME = r"[A-Z][A-Za-z\u00c0-\u024f'’-]*"
 
 
 def _entries():
@@ -50,10 +57,13 @@ def prose(markdown: str) -> str:
 def handwritten_citations(text: str, surnames) -> list[str]:
     """Author-year citations written by hand: 'et al. 2017', 'et al. (2017)', 'et al., 2017',
     'Widrow & Hoff (1960)', 'Azoury and Warmuth 2001', or a cited first author's surname
-    followed by a year ('Dawid 1984', 'French (1999)')."""
+    followed by a year ('Dawid 1984', 'French (1999)'); in Chinese text 'Chaudhry 等，2019',
+    'Zhou 等, 2023', 'Lopez-Paz 与 Ranzato，2017', 'van de Ven 与 Tolias（2019）', 'Dawid，1984'."""
     patterns = [rf"\bet\s+al\.?,?\s+{YEAR}",
-                rf"\b[A-Z][\w'’-]+,?\s+(?:&|and)\s+[A-Z][\w'’-]+,?\s+{YEAR}"]
-    patterns += [rf"(?<![\w-]){re.escape(name)},?\s+{YEAR}" for name in surnames]
+                rf"\b[A-Z][\w'’-]+,?\s+(?:&|and)\s+[A-Z][\w'’-]+,?\s+{YEAR}",
+                rf"{LATIN_NAME}\s*等\s*[，,]?\s*{ZH_YEAR}",
+                rf"{LATIN_NAME}\s*[与和]\s*{LATIN_NAME}\s*[，,]?\s*{ZH_YEAR}"]
+    patterns += [rf"(?<![\w-]){re.escape(name)}(?:,?\s+{YEAR}|\s*[，（]\s*{ZH_YEAR})" for name in surnames]
     return [m.group(0) for pattern in patterns for m in re.finditer(pattern, text)]
 
 
@@ -85,7 +95,10 @@ def test_cited_keys_reads_every_role_form():
 @pytest.mark.parametrize("text", ["as Kirkpatrick et al. (2017) show", "(Kirkpatrick et al., 2017)",
                                   "(Zenke et al. 2017, eq. 2)", "Chaudhry et\n al. 2019",
                                   "Widrow & Hoff (1960)", "(Azoury and Warmuth 2001)", "(Dawid 1984)",
-                                  "French (1999) surveyed"])
+                                  "French (1999) surveyed", "（A-GEM，Chaudhry 等，2019）把",
+                                  "（Zhou 等, 2023）", "（Lopez-Paz 与 Ranzato，2017，式 2）",
+                                  "van de Ven 与 Tolias（2019）按", "（Schwarz 等，2018；Dawid，1984）",
+                                  "Widrow 和 Hoff（1960）"])
 def test_handwritten_citations_are_found(text):
     assert handwritten_citations(prose(text), ["Dawid", "French"])
 
@@ -94,7 +107,11 @@ def test_handwritten_citations_are_found(text):
                                   "in February 2020 the reporter", "`results/hsu2018_sweep.json`",
                                   "## 8. Our numbers next to Hsu et al. (2018)", "the 2,225 articles",
                                   "Van de Ven and Tolias {cite:yearpar}`vandeven2018generative`",
-                                  "between 1000 and 1500", "MNIST and Fashion-MNIST"])
+                                  "between 1000 and 1500", "MNIST and Fashion-MNIST",
+                                  "平均梯度情景记忆（A-GEM）{cite:p}`chaudhry2019efficient` 把",
+                                  "van de Ven 与 Tolias {cite:yearpar}`vandeven2019three` 按",
+                                  "{cite:p}`lopezpaz2017gradient{式 2}`。", "MNIST 与 Fashion-MNIST，2 个数字",
+                                  "GEM 与 A-GEM，以及", "见[第 2 章](chapters/02_x.ipynb)，2000 个样本"])
 def test_legitimate_text_is_not_taken_for_a_citation(text):
     assert not handwritten_citations(prose(text), ["Dawid", "French", "Hsu"])
 
@@ -129,15 +146,15 @@ def test_no_paper_is_listed_twice():
 
 # --- the citations --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("source", SOURCES, ids=lambda p: f"{p.parent.name}/{p.name}")
+@pytest.mark.parametrize("source", CITING, ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_every_cited_key_is_in_the_bibliography(source):
-    missing = sorted(set(cited_keys(source.read_text())) - set(_entries()))
+    missing = sorted(set(cited_keys(source.read_text(encoding="utf-8"))) - set(_entries()))
     assert not missing, f"{source.name} cites keys missing from references.bib: {missing}"
 
 
 def test_every_cite_role_is_one_sphinxcontrib_bibtex_knows():
     from sphinxcontrib.bibtex.domain import BibtexDomain
-    kinds = {m.group("kind") for p in SOURCES for m in CITE_ROLE.finditer(p.read_text())} - {None}
+    kinds = {m.group("kind") for p in CITING for m in CITE_ROLE.finditer(p.read_text(encoding="utf-8"))} - {None}
     assert kinds <= set(BibtexDomain.roles), f"unknown cite roles: {sorted(kinds - set(BibtexDomain.roles))}"
 
 
@@ -160,6 +177,17 @@ def test_no_handwritten_author_year_citation_in_markdown(source):
     surnames = first_author_surnames()
     found = [hit for cell in markdown_cells(source) for hit in handwritten_citations(prose(cell), surnames)]
     assert not found, f"{source.name}: cite by key ({{cite:t}}`key` or {{cite:p}}`key`) instead of {found}"
+
+
+def test_glossary_cites_by_key():
+    # that its keys are in references.bib: test_every_cited_key_is_in_the_bibliography[glossary.md]
+    assert cited_keys(GLOSSARY.read_text(encoding="utf-8")), (
+        "glossary.md cites nothing: its definitions cite their papers with {cite:p}`key`")
+
+
+def test_no_handwritten_author_year_citation_in_glossary():
+    found = handwritten_citations(prose(GLOSSARY.read_text(encoding="utf-8")), first_author_surnames())
+    assert not found, f"glossary.md: cite by key ({{cite:p}}`key`, in the Chinese definitions too) instead of {found}"
 
 
 def test_references_page_lists_the_whole_bibliography():
