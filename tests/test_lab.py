@@ -70,6 +70,21 @@ def start_lab(folder: Path, tmp_path: Path):
     raise AssertionError(log.read_text()[-2000:])
 
 
+def run_all_cells(page, tries: int = 3):
+    """Run → Run All Cells, as a learner does. A click that comes while the kernel is still
+    connecting queues nothing (under load that happens), so check that the cells are queued
+    (their prompts show [*]) and click again if not."""
+    for _ in range(tries):
+        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+        try:
+            page.locator(".jp-InputPrompt", has_text="[*]").first.wait_for(timeout=20_000)
+            return
+        except Exception:
+            page.keyboard.press("Escape")
+    raise AssertionError(f"Run All Cells queued no cell in {tries} tries")
+
+
 def test_setup_installs_the_course_lab_settings():
     """jupyter/ mirrors the environment's prefix; `make setup` copies it into .venv."""
     shipped = sorted(p.relative_to(ROOT / "jupyter") for p in (ROOT / "jupyter").rglob("*") if p.is_file())
@@ -108,8 +123,7 @@ def test_a_learner_runs_the_first_chapter_in_jupyterlab_and_moves_its_explorer(t
             page.wait_for_timeout(1000)  # where the announcements are on, their question pops up by now
             assert page.get_by_text("official Jupyter news").count() == 0, \
                 "JupyterLab asked about Jupyter news: the announcements extension is not off"
-            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-            page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+            run_all_cells(page)
             slider = page.locator(".jp-OutputArea .widget-slider").first
             try:
                 slider.wait_for(timeout=150_000)
