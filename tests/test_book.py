@@ -117,12 +117,12 @@ def test_every_internal_link_and_anchor_resolves(site):
 
 def test_every_chapter_has_a_download_button_and_launch_links(site):
     book = yaml.safe_load((ROOT / "book.yml").read_text())
-    repo = urlsplit(book["repository"]["url"]).path.strip("/")
+    repo, branch = urlsplit(book["repository"]["url"]).path.strip("/"), book["repository"]["branch"]
     for notebook in sorted(f for f in toc_files() if f.startswith("chapters/")):
         page = (site / notebook).with_suffix(".html").read_text()
         assert "btn-download-source-button" in page and f"_sources/{notebook}" in page
-        assert f"https://mybinder.org/v2/gh/{repo}/main?urlpath=lab/tree/{notebook}" in page
-        assert f"https://colab.research.google.com/github/{repo}/blob/main/{notebook}" in page
+        assert f"https://mybinder.org/v2/gh/{repo}/{branch}?urlpath=lab/tree/{notebook}" in page
+        assert f"https://colab.research.google.com/github/{repo}/blob/{branch}/{notebook}" in page
 
 
 def test_a_notebook_opened_in_colab_installs_the_course_from_the_books_repository():
